@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("accounts.api_urls")),
+    path("api/", include("games.api_urls")),
+    path("", include("games.page_urls")),
+]

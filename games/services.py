@@ -1,0 +1,392 @@
+"""Every write of the games domain (CONTRACT §2), one function per write.
+
+Each state change of a game appends a GameEvent with the game's next seq
+under the game's row lock, in the same transaction as the change, and sends
+`game_events_recorded` so the leaderboard app can deliver it after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from games import errors
+from games.formatting import iso_utc
+from games.models import (
+    Category,
+    Ceremony,
+    Game,
+    GameEvent,
+    GameParticipant,
+    GameStatus,
+    Nomination,
+    Pick,
+    new_access_code,
+)
+from games.selectors import ceremony_last_revealed
+from games.signals import game_events_recorded, participant_removed
+
+UNSET: Any = object()
+PICKABLE_STATUSES = (GameStatus.SETUP, GameStatus.OPEN)
+
+
+# --- events -----------------------------------------------------------------
+
+
+def _event_append(game: Game, type_: str, **fields: Any) -> GameEvent:
+    """Append the game's next event. Precondition: inside atomic, game row locked.
+
+    Events of the leaderboard kind are stored without payload: the leaderboard
+    app renders their standings after commit. Every other event's payload is
+    complete here.
+    """
+    game.seq += 1
+    Game.objects.filter(pk=game.pk).update(seq=game.seq)
+    if type_ == "leaderboard:update":
+        payload = None
+        data = fields
+    else:
+        payload = {"type": type_, "gameId": game.pk, "seq": game.seq, **fields}
+        data = {}
+    event = GameEvent.objects.create(
+        game=game, seq=game.seq, type=type_, data=data, payload=payload
+    )
+    retention = settings.ENVELOPE_EVENT_RETENTION
+    if game.seq > retention and game.seq % 50 == 0:
+        # Prune in steps of 50 so the delete is not paid on every event.
+        GameEvent.objects.filter(game=game, seq__lte=game.seq - retention).delete()
+    return event
+
+
+def _events_recorded(events: Iterable[GameEvent]) -> None:
+    ids = [event.pk for event in events]
+    if ids:
+        game_events_recorded.send(sender=GameEvent, event_ids=ids)
+
+
+def _status_event(game: Game) -> GameEvent:
+    return _event_append(
+        game, "game:status", status=game.status, picksLockAt=iso_utc(game.picks_lock_at)
+    )
+
+
+def _locked_game(game_id: int) -> Game:
+    try:
+        return Game.objects.select_for_update().get(pk=game_id)
+    except Game.DoesNotExist:
+        raise errors.NotFound("No game with that id.") from None
+
+
+def _participant_count(game: Game) -> int:
+    return GameParticipant.objects.filter(game=game).count()
+
+
+# --- ceremonies ---------------------------------------------------------------
+
+
+@transaction.atomic
+def ceremony_create(*, data: dict[str, Any]) -> Ceremony:
+    """Write an already validated ceremony document (see games.ceremony_file)."""
+    if Ceremony.objects.filter(name=data["name"], date=data["date"]).exists():
+        raise errors.ValidationFailed(
+            f"A ceremony named {data['name']!r} on {data['date']} already exists."
+        )
+    ceremony = Ceremony.objects.create(name=data["name"], date=data["date"])
+    for order, cat in enumerate(data["categories"], start=1):
+        category = Category.objects.create(
+            ceremony=ceremony, name=cat["name"], order=order, points=cat["points"]
+        )
+        Nomination.objects.bulk_create(
+            Nomination(
+                category=category,
+                title=nom["title"],
+                subtitle=nom["subtitle"],
+                image_url=nom["imageUrl"],
+                order=index,
+            )
+            for index, nom in enumerate(cat["nominations"], start=1)
+        )
+    return ceremony
+
+
+# --- games ----------------------------------------------------------------------
+
+
+def normalize_access_code(code: str) -> str:
+    return code.strip().upper()
+
+
+@transaction.atomic
+def game_create(
+    *, host: User, ceremony_id: int, name: str, picks_lock_at: datetime | None = None
+) -> Game:
+    if not Ceremony.objects.filter(pk=ceremony_id).exists():
+        raise errors.NotFound("No ceremony with that id.")
+    for _ in range(10):
+        try:
+            with transaction.atomic():
+                game = Game.objects.create(
+                    ceremony_id=ceremony_id,
+                    host=host,
+                    name=name,
+                    picks_lock_at=picks_lock_at,
+                    access_code=new_access_code(),
+                    status=GameStatus.OPEN,
+                )
+            break
+        except IntegrityError:  # access code collision: draw again
+            continue
+    else:  # pragma: no cover - 31^8 codes make ten collisions in a row implausible
+        raise errors.DomainError("Could not allocate an access code.")
+    GameParticipant.objects.create(game=game, user=host)
+    return game
+
+
+def _lock_due(game: Game, now: datetime) -> bool:
+    if game.status not in PICKABLE_STATUSES:
+        return False
+    if game.picks_lock_at is not None and game.picks_lock_at <= now:
+        return True
+    # A revealed category locks every game of the ceremony, even one made after.
+    return Category.objects.filter(ceremony_id=game.ceremony_id, winner__isnull=False).exists()
+
+
+def _lock(game: Game) -> list[GameEvent]:
+    """OPEN → LIVE with its events. Precondition: inside atomic, game row locked."""
+    game.status = GameStatus.LIVE
+    game.save(update_fields=["status"])
+    return [_status_event(game), _leaderboard_event(game)]
+
+
+def _leaderboard_event(game: Game) -> GameEvent:
+    return _event_append(game, "leaderboard:update", lastRevealed=ceremony_last_revealed(ceremony_id=game.ceremony_id))
+
+
+def game_lock_if_due(*, game_id: int) -> Game:
+    """Lock a game whose picksLockAt passed (or whose ceremony began) even if
+    no timer ran. Cheap when nothing is due: one unlocked read."""
+    now = timezone.now()
+    try:
+        game = Game.objects.get(pk=game_id)
+    except Game.DoesNotExist:
+        raise errors.NotFound("No game with that id.") from None
+    if not _lock_due(game, now):
+        return game
+    with transaction.atomic():
+        game = _locked_game(game_id)
+        if _lock_due(game, now):
+            _events_recorded(_lock(game))
+    return game
+
+
+@transaction.atomic
+def game_update(
+    *,
+    game_id: int,
+    actor: User,
+    name: str | None = None,
+    picks_lock_at: datetime | None = UNSET,
+    status: str | None = None,
+) -> Game:
+    game = _locked_game(game_id)
+    _require_host(game, actor)
+    events: list[GameEvent] = []
+    if name is not None and name != game.name:
+        game.name = name
+        game.save(update_fields=["name"])
+    if picks_lock_at is not UNSET and picks_lock_at != game.picks_lock_at:
+        if game.status not in PICKABLE_STATUSES:
+            raise errors.InvalidTransition("picksLockAt can only change while picks are open.")
+        game.picks_lock_at = picks_lock_at
+        game.save(update_fields=["picks_lock_at"])
+        events.append(_status_event(game))
+    if status is not None and status != game.status:
+        if not (game.status in PICKABLE_STATUSES and status == GameStatus.LIVE):
+            raise errors.InvalidTransition(f"A game cannot go from {game.status} to {status}.")
+        events.extend(_lock(game))
+    elif _lock_due(game, timezone.now()):
+        events.extend(_lock(game))
+    _events_recorded(events)
+    return game
+
+
+def game_lock(*, game_id: int, actor: User) -> Game:
+    """The host locks picks now (OPEN → LIVE)."""
+    return game_update(game_id=game_id, actor=actor, status=GameStatus.LIVE)
+
+
+def _require_host(game: Game, actor: User) -> None:
+    if game.host_id == actor.pk:
+        return
+    if GameParticipant.objects.filter(game=game, user=actor).exists():
+        raise errors.Forbidden("Only the host can do that.")
+    raise errors.NotParticipant()
+
+
+def game_join(*, user: User, access_code: str) -> Game:
+    code = normalize_access_code(access_code)
+    game_id = Game.objects.filter(access_code=code).values_list("pk", flat=True).first()
+    if game_id is None:
+        raise errors.InvalidCode()
+    game_lock_if_due(game_id=game_id)
+    with transaction.atomic():
+        game = _locked_game(game_id)
+        if GameParticipant.objects.filter(game=game, user=user).exists():
+            return game  # joining again is a no-op that succeeds
+        if game.status == GameStatus.COMPLETED:
+            raise errors.GameNotJoinable("This game is over and cannot be joined.")
+        GameParticipant.objects.create(game=game, user=user)
+        event = _event_append(
+            game,
+            "participant:joined",
+            userId=user.pk,
+            name=user.public_name,
+            participantCount=_participant_count(game),
+        )
+        _events_recorded([event])
+    return game
+
+
+@transaction.atomic
+def participant_remove(*, game_id: int, actor: User, user_id: int) -> None:
+    game = _locked_game(game_id)
+    _require_host(game, actor)
+    if user_id == game.host_id:
+        raise errors.Forbidden("The host cannot be removed from their own game.")
+    participant = (
+        GameParticipant.objects.select_related("user").filter(game=game, user_id=user_id).first()
+    )
+    if participant is None:
+        raise errors.NotFound("That user is not a participant of this game.")
+    name = participant.user.public_name
+    Pick.objects.filter(game=game, user_id=user_id).delete()
+    participant.delete()
+    events = [
+        _event_append(
+            game,
+            "participant:left",
+            userId=user_id,
+            name=name,
+            participantCount=_participant_count(game),
+        ),
+        _leaderboard_event(game),
+    ]
+    _events_recorded(events)
+    participant_removed.send(sender=Game, game_id=game.pk, user_id=user_id)
+
+
+# --- picks ------------------------------------------------------------------------
+
+
+def pick_submit(*, game_id: int, user: User, category_id: int, nomination_id: int) -> Pick:
+    # Persist a lock that came due (time passed, ceremony started) before refusing.
+    game_lock_if_due(game_id=game_id)
+    with transaction.atomic():
+        # The game row lock serialises this pick with a reveal: a pick cannot
+        # slip in after the reveal that locks the game commits.
+        game = _locked_game(game_id)
+        if not GameParticipant.objects.filter(game=game, user=user).exists():
+            raise errors.NotParticipant()
+        category = Category.objects.filter(pk=category_id, ceremony_id=game.ceremony_id).first()
+        if category is None:
+            raise errors.NotFound("No category with that id in this game's ceremony.")
+        if not Nomination.objects.filter(pk=nomination_id, category=category).exists():
+            raise errors.NominationNotInCategory()
+        if game.status not in PICKABLE_STATUSES or _lock_due(game, timezone.now()):
+            raise errors.PicksLocked()
+        pick, _ = Pick.objects.update_or_create(
+            game=game,
+            user=user,
+            category=category,
+            defaults={"nomination_id": nomination_id},
+        )
+    return pick
+
+
+# --- reveals ------------------------------------------------------------------------
+
+
+def _locked_category(category_id: int) -> Category:
+    try:
+        return Category.objects.select_for_update().get(pk=category_id)
+    except Category.DoesNotExist:
+        raise errors.NotFound("No category with that id.") from None
+
+
+def _ceremony_games_locked(ceremony_id: int, statuses: Iterable[str]) -> list[Game]:
+    # Ordered by id so concurrent reveals take row locks in the same order.
+    return list(
+        Game.objects.select_for_update()
+        .filter(ceremony_id=ceremony_id, status__in=list(statuses))
+        .order_by("pk")
+    )
+
+
+@transaction.atomic
+def category_reveal(*, category_id: int, nomination_id: int) -> tuple[Category, bool]:
+    """Mark a winner. Returns (category, changed); the same winner again is a no-op."""
+    category = _locked_category(category_id)
+    nomination = Nomination.objects.filter(pk=nomination_id).first()
+    if nomination is None or nomination.category_id != category.pk:
+        raise errors.NominationNotInCategory()
+    if category.winner_id == nomination.pk:
+        return category, False
+    if category.winner_id is not None:
+        raise errors.AlreadyRevealed()
+    now = timezone.now()
+    category.winner = nomination
+    category.revealed_at = now
+    category.save(update_fields=["winner", "revealed_at"])
+    all_revealed = not Category.objects.filter(
+        ceremony_id=category.ceremony_id, winner__isnull=True
+    ).exists()
+    last_revealed = {
+        "categoryId": category.pk,
+        "categoryName": category.name,
+        "nominationId": nomination.pk,
+        "title": nomination.title,
+    }
+    events: list[GameEvent] = []
+    statuses = (*PICKABLE_STATUSES, GameStatus.LIVE)
+    for game in _ceremony_games_locked(category.ceremony_id, statuses):
+        if game.status in PICKABLE_STATUSES:
+            game.status = GameStatus.LIVE
+            game.save(update_fields=["status"])
+            events.append(_status_event(game))
+        events.append(_event_append(game, "leaderboard:update", lastRevealed=last_revealed))
+        if all_revealed:
+            game.status = GameStatus.COMPLETED
+            game.completed_at = now
+            game.save(update_fields=["status", "completed_at"])
+            events.append(_event_append(game, "game:completed", completedAt=iso_utc(now)))
+    _events_recorded(events)
+    return category, True
+
+
+@transaction.atomic
+def category_undo(*, category_id: int) -> tuple[Category, bool]:
+    """Clear a winner. Returns (category, changed); undoing nothing is a no-op."""
+    category = _locked_category(category_id)
+    if category.winner_id is None:
+        return category, False
+    category.winner = None
+    category.revealed_at = None
+    category.save(update_fields=["winner", "revealed_at"])
+    events: list[GameEvent] = []
+    for game in _ceremony_games_locked(
+        category.ceremony_id, (GameStatus.LIVE, GameStatus.COMPLETED)
+    ):
+        if game.status == GameStatus.COMPLETED:
+            game.status = GameStatus.LIVE
+            game.completed_at = None
+            game.save(update_fields=["status", "completed_at"])
+            events.append(_status_event(game))
+        events.append(_leaderboard_event(game))
+    _events_recorded(events)
+    return category, True

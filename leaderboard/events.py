@@ -1,0 +1,65 @@
+"""The only module that talks to the channel layer.
+
+Game events are encoded once and sent to the game's group; every socket in
+the group writes the same text. Per-user messages go to the user's group,
+which every socket of that user joins on connect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from games.models import GameEvent
+from leaderboard.history import event_payload
+
+logger = logging.getLogger(__name__)
+
+
+def game_group(game_id: int) -> str:
+    return f"game.{game_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def _group_send(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:  # pragma: no cover - always configured in settings
+        return
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:
+        # Delivery is at most once: a client that misses this converges via
+        # seq + resume. The write that caused it has committed and must stand.
+        logger.exception("channel layer send to %s failed", group)
+
+
+def deliver_game_events(event_ids: Iterable[int]) -> None:
+    """Send committed game events to their games' groups, in seq order."""
+    events = GameEvent.objects.filter(pk__in=list(event_ids)).order_by("game_id", "seq")
+    for event in events:
+        text = encode(event_payload(event))
+        _group_send(
+            game_group(event.game_id),
+            {"type": "game.event", "game_id": event.game_id, "seq": event.seq, "text": text},
+        )
+
+
+def notify_participant_removed(*, game_id: int, user_id: int) -> None:
+    _group_send(user_group(user_id), {"type": "game.removed", "game_id": game_id})
+
+
+def close_user_sockets(*, user_id: int) -> None:
+    """Close every socket of the user, on every process (sign-out)."""
+    _group_send(user_group(user_id), {"type": "user.signed_out"})

@@ -1,0 +1,99 @@
+"""Shared fixtures: factories, API clients, and the real-service guards."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tests.factories import PASSWORD, UserFactory, make_ceremony
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(env_name: str, default_port: int, what: str) -> str:
+    """The service's URL, or skip with a reason; in CI a missing service fails."""
+    url = os.environ.get(env_name, "")
+    reason = None
+    if not url:
+        reason = f"{what} tests need {env_name} (e.g. {env_name} unset: running embedded)"
+    elif not _reachable(url, default_port):
+        reason = f"{what} at {env_name}={url} is not reachable"
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI must exercise the real services: {reason}")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_service("REDIS_URL", 6379, "Redis")
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    url = require_service("DATABASE_URL", 5432, "PostgreSQL")
+    if not url.startswith(("postgres://", "postgresql://")):
+        pytest.skip("DATABASE_URL is not PostgreSQL")
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # Rate-limit counters live in the cache (Redis in CI): start every test clean.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(is_staff=True, username="staffer", display_name="Staff")
+
+
+@pytest.fixture
+def ceremony(db):
+    return make_ceremony(categories=3, nominees=4, points=[5, 2, 1])
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def api_for():
+    """api_for(user) → an APIClient authenticated with the user's token."""
+    from rest_framework.authtoken.models import Token
+
+    def make(user) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
