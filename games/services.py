@@ -313,10 +313,16 @@ def pick_submit(*, game_id: int, user: User, category_id: int, nomination_id: in
 
 
 def _locked_category(category_id: int) -> Category:
-    try:
-        return Category.objects.select_for_update().get(pk=category_id)
-    except Category.DoesNotExist:
-        raise errors.NotFound("No category with that id.") from None
+    """The category, with its ceremony's row locked first.
+
+    Reveals and undos of one ceremony are serialised on the ceremony row, so
+    two last reveals racing each other cannot both miss that all is revealed.
+    """
+    ceremony_id = Category.objects.filter(pk=category_id).values_list("ceremony_id", flat=True)
+    if not ceremony_id:
+        raise errors.NotFound("No category with that id.")
+    Ceremony.objects.select_for_update().filter(pk=ceremony_id[0]).first()
+    return Category.objects.select_for_update().get(pk=category_id)
 
 
 def _ceremony_games_locked(ceremony_id: int, statuses: Iterable[str]) -> list[Game]:

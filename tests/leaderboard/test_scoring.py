@@ -1,0 +1,119 @@
+"""Ranking rules (CONTRACT §2, Scoring) and the standings query."""
+
+from __future__ import annotations
+
+import pytest
+
+from games import services
+from leaderboard.history import event_payload
+from leaderboard.scoring import PlayerScore, rank_players
+from leaderboard.selectors import game_standings
+from tests.factories import GameFactory, ParticipantFactory, UserFactory, make_ceremony, pick_all
+
+
+def ranks(players):
+    return [(p.user_id, p.rank) for p in rank_players(players)]
+
+
+def test_equal_score_and_correct_share_a_rank_and_the_next_skips():
+    players = [
+        PlayerScore(1, "Ann", 10, 3),
+        PlayerScore(2, "Bob", 10, 3),
+        PlayerScore(3, "Cid", 7, 2),
+        PlayerScore(4, "Dee", 7, 2),
+        PlayerScore(5, "Eve", 1, 1),
+    ]
+    assert ranks(players) == [(1, 1), (2, 1), (3, 3), (4, 3), (5, 5)]
+
+
+def test_correct_count_breaks_score_ties_into_different_ranks():
+    players = [PlayerScore(1, "Ann", 5, 1), PlayerScore(2, "Bob", 5, 3)]
+    assert ranks(players) == [(2, 1), (1, 2)]
+
+
+def test_names_order_case_insensitively_then_user_id():
+    players = [
+        PlayerScore(9, "bob", 0, 0),
+        PlayerScore(3, "Bob", 0, 0),
+        PlayerScore(4, "alice", 0, 0),
+        PlayerScore(2, "Zed", 0, 0),
+    ]
+    ordered = rank_players(players)
+    assert [(p.name, p.user_id) for p in ordered] == [
+        ("alice", 4), ("Bob", 3), ("bob", 9), ("Zed", 2),
+    ]
+    assert {p.rank for p in ordered} == {1}
+
+
+def test_empty_board():
+    assert rank_players([]) == []
+
+
+@pytest.mark.django_db
+def test_standings_sum_points_of_revealed_correct_picks_and_skip_incomplete():
+    ceremony = make_ceremony(categories=3, nominees=2, points=[5, 2, 1])
+    game = GameFactory(ceremony=ceremony, host__display_name="Host")
+    right = UserFactory(display_name="Right")
+    wrong = UserFactory(display_name="wrong")
+    partial = UserFactory(display_name="Partial")
+    idle = UserFactory()
+    for player in (right, wrong, partial, idle):
+        ParticipantFactory(game=game, user=player)
+    pick_all(game, right, choose=0)
+    pick_all(game, wrong, choose=1)
+    pick_all(game, game.host, choose=1)
+    first = ceremony.categories.first()
+    # `partial` picks only one category: not on the board.
+    from games.models import Pick
+
+    Pick.objects.create(game=game, user=partial, category=first, nomination=first.nominations.first())
+
+    cats = list(ceremony.categories.all())
+    services.category_reveal(category_id=cats[0].pk, nomination_id=cats[0].nominations.first().pk)
+    services.category_reveal(category_id=cats[1].pk, nomination_id=cats[1].nominations.last().pk)
+
+    standings = game_standings(game=game)
+    board = [(p.name, p.total_score, p.correct_count, p.rank) for p in standings.players]
+    assert board == [("Right", 5, 1, 1), ("Host", 2, 1, 2), ("wrong", 2, 1, 2)]
+    assert (standings.revealed_count, standings.category_count) == (2, 3)
+    assert standings.incomplete_count == 2  # partial + idle
+
+
+@pytest.mark.django_db
+def test_leaderboard_update_payload_has_exactly_the_contract_fields():
+    ceremony = make_ceremony(categories=2, nominees=2)
+    game = GameFactory(ceremony=ceremony)
+    pick_all(game, game.host, choose=0)
+    category = ceremony.categories.first()
+    winner = category.nominations.first()
+    services.category_reveal(category_id=category.pk, nomination_id=winner.pk)
+    event = game.events.get(type="leaderboard:update")
+    payload = event_payload(event)
+    timestamp = payload.pop("timestamp")
+    assert isinstance(timestamp, int) and timestamp > 1_600_000_000_000
+    assert payload == {
+        "type": "leaderboard:update",
+        "gameId": game.pk,
+        "seq": event.seq,
+        "players": [
+            {
+                "userId": game.host_id,
+                "name": game.host.display_name,
+                "totalScore": 1,
+                "correctCount": 1,
+                "rank": 1,
+            }
+        ],
+        "revealedCount": 1,
+        "categoryCount": 2,
+        "incompleteCount": 0,
+        "lastRevealed": {
+            "categoryId": category.pk,
+            "categoryName": category.name,
+            "nominationId": winner.pk,
+            "title": winner.title,
+        },
+    }
+    # Rendered once and stored: a replay sends the very same frame.
+    event.refresh_from_db()
+    assert event.payload["timestamp"] == timestamp
