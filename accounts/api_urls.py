@@ -1,3 +1,11 @@
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from accounts import api
+
+urlpatterns = [
+    path("register", api.RegisterView.as_view()),
+    path("login", api.LoginView.as_view()),
+    path("logout", api.LogoutView.as_view()),
+    path("me", api.MeView.as_view()),
+    path("ws-ticket", api.WsTicketView.as_view()),
+]

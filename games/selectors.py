@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from games.models import Category
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from games import errors
+from games.models import Category, Ceremony, Game, GameParticipant, GameStatus, Pick
 
 
 def ceremony_last_revealed(*, ceremony_id: int) -> dict[str, Any] | None:
@@ -23,3 +27,105 @@ def ceremony_last_revealed(*, ceremony_id: int) -> dict[str, Any] | None:
         "nominationId": category.winner_id,
         "title": category.winner.title,
     }
+
+
+# --- API reads --------------------------------------------------------------------
+
+
+def _categories_prefetch() -> Prefetch:
+    return Prefetch(
+        "categories",
+        queryset=Category.objects.order_by("order", "id").prefetch_related("nominations"),
+    )
+
+
+def ceremony_list() -> QuerySet[Ceremony]:
+    """Every ceremony with its categories and nominations: three queries in all."""
+    return Ceremony.objects.prefetch_related(_categories_prefetch())
+
+
+def ceremony_get(*, ceremony_id: int) -> Ceremony:
+    ceremony = ceremony_list().filter(pk=ceremony_id).first()
+    if ceremony is None:
+        raise errors.NotFound("No ceremony with that id.")
+    return ceremony
+
+
+def category_get(*, category_id: int) -> Category:
+    category = Category.objects.prefetch_related("nominations").filter(pk=category_id).first()
+    if category is None:
+        raise errors.NotFound("No category with that id.")
+    return category
+
+
+def game_get(*, game_id: int) -> Game:
+    game = Game.objects.filter(pk=game_id).first()
+    if game is None:
+        raise errors.NotFound("No game with that id.")
+    return game
+
+
+def game_is_participant(*, game_id: int, user_id: int) -> bool:
+    return GameParticipant.objects.filter(game_id=game_id, user_id=user_id).exists()
+
+
+def game_participant_count(*, game_id: int) -> int:
+    return GameParticipant.objects.filter(game_id=game_id).count()
+
+
+def _user_games_q(user_id: int) -> Q:
+    # A subquery, not a join on participants: with a join, a participant
+    # count annotated afterwards would count only the user's own row.
+    played = GameParticipant.objects.filter(user_id=user_id).values("game_id")
+    return Q(host_id=user_id) | Q(pk__in=played)
+
+
+def user_games(*, user_id: int) -> QuerySet[Game]:
+    """Games the user hosts or plays in, newest first, with `participant_count`."""
+    return (
+        Game.objects.filter(_user_games_q(user_id))
+        .annotate(participant_count=Count("participants"))
+        .order_by("-created_at", "-id")
+    )
+
+
+def user_game_ids_lock_due(*, user_id: int) -> list[int]:
+    """The user's games whose picks should be locked now but are not yet
+    (picksLockAt passed, or their ceremony has a revealed category)."""
+    revealed = Category.objects.filter(ceremony_id=OuterRef("ceremony_id"), winner__isnull=False)
+    return list(
+        Game.objects.filter(_user_games_q(user_id))
+        .filter(status__in=[GameStatus.SETUP, GameStatus.OPEN])
+        .filter(Q(picks_lock_at__lte=timezone.now()) | Exists(revealed))
+        .values_list("pk", flat=True)
+    )
+
+
+def user_picks(*, game_id: int, user_id: int) -> list[dict[str, int]]:
+    """The user's picks in a game, in category order, as the API shows them."""
+    rows = (
+        Pick.objects.filter(game_id=game_id, user_id=user_id)
+        .order_by("category__order", "category_id")
+        .values_list("category_id", "nomination_id")
+    )
+    return [
+        {"categoryId": category_id, "nominationId": nomination_id}
+        for category_id, nomination_id in rows
+    ]
+
+
+def game_pick_counts(*, game_id: int) -> dict[str, dict[str, int]]:
+    """`{categoryId: {nominationId: count}}` for picked nominees, one aggregate query.
+
+    Keys are strings because JSON object keys are; unpicked nominees are absent.
+    """
+    rows = (
+        Pick.objects.filter(game_id=game_id)
+        .values("category_id", "nomination_id")
+        .annotate(count=Count("id"))
+        .order_by("category_id", "nomination_id")
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts.setdefault(str(row["category_id"]), {})[str(row["nomination_id"])] = row["count"]
+    return counts
