@@ -175,6 +175,8 @@ def build_game(players: int, categories: int, nominees: int) -> Any:
         ),
         batch_size=5000,
     )
+    # Picks were bulk-written around pick_submit: bring the counters up to date.
+    services.participant_scores_recompute(game_id=game.pk)
     for category in cats[::2]:  # about half revealed, through the real service
         services.category_reveal(
             category_id=category.pk, nomination_id=rng.choice(list(category.nominations.all())).pk

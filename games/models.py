@@ -54,19 +54,20 @@ class Category(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def is_revealed(self) -> bool:
         return self.winner_id is not None
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Nomination(models.Model):
     category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="nominations")
     title = models.CharField(max_length=300)
     subtitle = models.CharField(max_length=300, blank=True)
-    image_url = models.URLField(max_length=500, null=True, blank=True)
+    # Null, not "", is the contract's "no image" (imageUrl: null).
+    image_url = models.URLField(max_length=500, null=True, blank=True)  # noqa: DJ001
     order = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -111,6 +112,12 @@ class GameParticipant(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="participations"
     )
     joined_at = models.DateTimeField(auto_now_add=True)
+    # Kept by games.services in the same transactions that change picks and
+    # winners, so standings are a read of one narrow row per player rather
+    # than an aggregate over every pick (5,000 players x 24 categories).
+    pick_count = models.PositiveIntegerField(default=0)
+    total_score = models.PositiveIntegerField(default=0)
+    correct_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["game_id", "joined_at", "id"]
@@ -136,6 +143,9 @@ class Pick(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["game", "nomination"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} picks {self.nomination_id} in {self.game_id}"
 
 
 class GameEvent(models.Model):

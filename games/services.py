@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
@@ -165,7 +166,11 @@ def _lock(game: Game) -> list[GameEvent]:
 
 
 def _leaderboard_event(game: Game) -> GameEvent:
-    return _event_append(game, "leaderboard:update", lastRevealed=ceremony_last_revealed(ceremony_id=game.ceremony_id))
+    return _event_append(
+        game,
+        "leaderboard:update",
+        lastRevealed=ceremony_last_revealed(ceremony_id=game.ceremony_id),
+    )
 
 
 def game_lock_if_due(*, game_id: int) -> Game:
@@ -300,12 +305,17 @@ def pick_submit(*, game_id: int, user: User, category_id: int, nomination_id: in
             raise errors.NominationNotInCategory()
         if game.status not in PICKABLE_STATUSES or _lock_due(game, timezone.now()):
             raise errors.PicksLocked()
-        pick, _ = Pick.objects.update_or_create(
+        pick, created = Pick.objects.update_or_create(
             game=game,
             user=user,
             category=category,
             defaults={"nomination_id": nomination_id},
         )
+        if created:
+            # Scores need no change: picks close before any category is revealed.
+            GameParticipant.objects.filter(game=game, user=user).update(
+                pick_count=F("pick_count") + 1
+            )
     return pick
 
 
@@ -331,6 +341,58 @@ def _ceremony_games_locked(ceremony_id: int, statuses: Iterable[str]) -> list[Ga
         Game.objects.select_for_update()
         .filter(ceremony_id=ceremony_id, status__in=list(statuses))
         .order_by("pk")
+    )
+
+
+def _scores_adjust(*, category: Category, winner_id: int, sign: int) -> None:
+    """Add (sign 1) or take back (sign -1) the category's points for every
+    participant, in every game of the ceremony, who picked `winner_id`.
+
+    Precondition: inside atomic, with the ceremony's games locked, so no pick
+    or other reveal of these games runs meanwhile.
+    """
+    picked_winner = Pick.objects.filter(
+        game_id=OuterRef("game_id"),
+        user_id=OuterRef("user_id"),
+        category_id=category.pk,
+        nomination_id=winner_id,
+    )
+    GameParticipant.objects.filter(
+        Exists(picked_winner), game__ceremony_id=category.ceremony_id
+    ).update(
+        total_score=F("total_score") + sign * category.points,
+        correct_count=F("correct_count") + sign,
+    )
+
+
+@transaction.atomic
+def participant_scores_recompute(*, game_id: int) -> None:
+    """Rebuild a game's participant counters from its picks and the winners.
+
+    The services keep them current; this is for data written around them
+    (bulk seeding in benchmarks and test factories) and for repairs.
+    """
+    game = _locked_game(game_id)
+    correct = Q(category__winner_id=F("nomination_id"))
+    totals = {
+        row["user_id"]: row
+        for row in Pick.objects.filter(game=game)
+        .values("user_id")
+        .annotate(
+            picked=Count("id"),
+            total=Sum("category__points", filter=correct, default=0),
+            right=Count("id", filter=correct),
+        )
+        .order_by()
+    }
+    participants = list(GameParticipant.objects.filter(game=game))
+    for participant in participants:
+        row = totals.get(participant.user_id, {"picked": 0, "total": 0, "right": 0})
+        participant.pick_count = row["picked"]
+        participant.total_score = row["total"]
+        participant.correct_count = row["right"]
+    GameParticipant.objects.bulk_update(
+        participants, ["pick_count", "total_score", "correct_count"], batch_size=1000
     )
 
 
@@ -360,7 +422,9 @@ def category_reveal(*, category_id: int, nomination_id: int) -> tuple[Category, 
     }
     events: list[GameEvent] = []
     statuses = (*PICKABLE_STATUSES, GameStatus.LIVE)
-    for game in _ceremony_games_locked(category.ceremony_id, statuses):
+    games = _ceremony_games_locked(category.ceremony_id, statuses)
+    _scores_adjust(category=category, winner_id=nomination.pk, sign=1)
+    for game in games:
         if game.status in PICKABLE_STATUSES:
             game.status = GameStatus.LIVE
             game.save(update_fields=["status"])
@@ -381,13 +445,13 @@ def category_undo(*, category_id: int) -> tuple[Category, bool]:
     category = _locked_category(category_id)
     if category.winner_id is None:
         return category, False
+    games = _ceremony_games_locked(category.ceremony_id, (GameStatus.LIVE, GameStatus.COMPLETED))
+    _scores_adjust(category=category, winner_id=category.winner_id, sign=-1)
     category.winner = None
     category.revealed_at = None
     category.save(update_fields=["winner", "revealed_at"])
     events: list[GameEvent] = []
-    for game in _ceremony_games_locked(
-        category.ceremony_id, (GameStatus.LIVE, GameStatus.COMPLETED)
-    ):
+    for game in games:
         if game.status == GameStatus.COMPLETED:
             game.status = GameStatus.LIVE
             game.completed_at = None

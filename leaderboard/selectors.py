@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q
 
-from games.models import Category, Game, GameParticipant, Pick
+from games.models import Category, Game, GameParticipant
 from leaderboard.scoring import PlayerScore, RankedPlayer, rank_players
 
 
@@ -21,7 +21,7 @@ class Standings:
 
 
 def game_standings(*, game: Game) -> Standings:
-    """Standings with one aggregate query over the game's picks.
+    """Standings from the participants' score counters (kept by games.services).
 
     Only participants with a pick in every category are ranked; the rest are
     counted in incomplete_count.
@@ -30,33 +30,26 @@ def game_standings(*, game: Game) -> Standings:
         total=Count("id"), revealed=Count("id", filter=Q(winner__isnull=False))
     )
     category_count = categories["total"]
-    correct = Q(category__winner_id=F("nomination_id"))
-    rows = (
-        Pick.objects.filter(game_id=game.pk)
-        .values("user_id", "user__username", "user__display_name")
-        .annotate(
-            picked=Count("id"),
-            total=Sum("category__points", filter=correct, default=0),
-            correct=Count("id", filter=correct),
-        )
-        .filter(picked=category_count)
-        .order_by()
+    rows = GameParticipant.objects.filter(game_id=game.pk).values_list(
+        "user_id",
+        "user__username",
+        "user__display_name",
+        "pick_count",
+        "total_score",
+        "correct_count",
     )
-    players = [
-        PlayerScore(
-            user_id=row["user_id"],
-            name=row["user__display_name"] or row["user__username"],
-            total_score=row["total"],
-            correct_count=row["correct"],
-        )
-        for row in rows
-    ]
-    participant_count = GameParticipant.objects.filter(game_id=game.pk).count()
+    players: list[PlayerScore] = []
+    incomplete = 0
+    for user_id, username, display_name, pick_count, total, correct in rows:
+        if category_count and pick_count >= category_count:
+            players.append(PlayerScore(user_id, display_name or username, total, correct))
+        else:
+            incomplete += 1
     return Standings(
-        players=rank_players(players) if category_count else [],
+        players=rank_players(players),
         revealed_count=categories["revealed"],
         category_count=category_count,
-        incomplete_count=participant_count - (len(players) if category_count else 0),
+        incomplete_count=incomplete,
     )
 
 

@@ -6,6 +6,7 @@ import factory
 from factory.django import DjangoModelFactory
 
 from accounts.models import User
+from games import services
 from games.models import (
     Category,
     Ceremony,
@@ -93,7 +94,9 @@ class PickFactory(DjangoModelFactory):
     category = factory.LazyAttribute(lambda o: o.nomination.category)
 
 
-def make_ceremony(categories: int = 3, nominees: int = 4, points: list[int] | None = None) -> Ceremony:
+def make_ceremony(
+    categories: int = 3, nominees: int = 4, points: list[int] | None = None
+) -> Ceremony:
     """A ceremony with `categories` categories of `nominees` nominations each."""
     ceremony = CeremonyFactory()
     for index in range(categories):
@@ -112,3 +115,6 @@ def pick_all(game: Game, user: User, choose: int = 0) -> None:
         Pick.objects.update_or_create(
             game=game, user=user, category=category, defaults={"nomination": nomination}
         )
+    # Written around pick_submit (which refuses picks once the ceremony has
+    # begun): bring the participant's score counters up to date.
+    services.participant_scores_recompute(game_id=game.pk)

@@ -385,3 +385,51 @@ def test_host_cannot_be_removed_and_strangers_are_not_found(game):
         services.participant_remove(game_id=game.pk, actor=game.host, user_id=game.host_id)
     with pytest.raises(errors.NotFound):
         services.participant_remove(game_id=game.pk, actor=game.host, user_id=UserFactory().pk)
+
+
+# --- score counters ------------------------------------------------------------------
+
+
+def _counters(game):
+    return {
+        p.user_id: (p.pick_count, p.total_score, p.correct_count)
+        for p in GameParticipant.objects.filter(game=game)
+    }
+
+
+def test_score_counters_always_match_a_recount_from_the_picks():
+    """pick_submit, reveal and undo keep the participants' counters; a full
+    recount from the picks must agree after every step."""
+    import random
+
+    rng = random.Random(7)
+    ceremony = make_ceremony(categories=4, nominees=3, points=[5, 3, 2, 1])
+    games = [GameFactory(ceremony=ceremony) for _ in range(2)]
+    cats = list(ceremony.categories.all())
+    for game in games:
+        for _ in range(4):
+            services.game_join(user=UserFactory(), access_code=game.access_code)
+        for participant in GameParticipant.objects.filter(game=game).select_related("user"):
+            for category in cats[: rng.randint(2, 4)]:  # some players stay incomplete
+                for _ in range(2):  # a changed pick must not count twice
+                    services.pick_submit(
+                        game_id=game.pk, user=participant.user, category_id=category.pk,
+                        nomination_id=nominee(category, rng.randrange(3)).pk,
+                    )
+
+    def assert_counters_exact():
+        for game in games:
+            kept = _counters(game)
+            services.participant_scores_recompute(game_id=game.pk)
+            assert kept == _counters(game)
+
+    assert_counters_exact()
+    for step in range(12):
+        category = rng.choice(cats)
+        category.refresh_from_db()
+        if category.is_revealed and step % 3:
+            services.category_undo(category_id=category.pk)
+        elif not category.is_revealed:
+            reveal(category, rng.randrange(3))
+        assert_counters_exact()
+    assert any(total for game in games for _, total, _ in _counters(game).values())

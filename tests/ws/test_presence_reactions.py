@@ -1,0 +1,135 @@
+"""Presence (who is watching) and reactions (CONTRACT §4)."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+
+from games.models import Category
+from games.services import category_reveal
+from leaderboard.presence import TTL_SECONDS, MemoryPresence
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_two_tabs_of_one_user_count_once(hello, party):
+    tab1, tab2 = await hello(party.player), await hello(party.player)
+    joined1 = await tab1.join(party.game.pk)
+    assert joined1["online"] == [{"userId": party.player.pk, "name": "Player"}]
+    diff = await tab1.recv()
+    assert diff == {
+        "type": "presence:diff",
+        "gameId": party.game.pk,
+        "joins": [{"userId": party.player.pk, "name": "Player"}],
+        "leaves": [],
+        "onlineCount": 1,
+    }
+    joined2 = await tab2.join(party.game.pk)
+    assert joined2["online"] == [{"userId": party.player.pk, "name": "Player"}]
+    assert await tab1.nothing() and await tab2.nothing()  # second tab: no diff
+
+    host = await hello(party.host)
+    joined_host = await host.join(party.game.pk)
+    assert {entry["userId"] for entry in joined_host["online"]} == {
+        party.host.pk,
+        party.player.pk,
+    }
+    for socket in (tab1, tab2, host):
+        diff = await socket.recv()
+        assert (diff["joins"], diff["leaves"], diff["onlineCount"]) == (
+            [{"userId": party.host.pk, "name": "Hostess"}],
+            [],
+            2,
+        )
+
+    await tab2.send({"type": "leave", "gameId": party.game.pk})
+    assert (await tab2.recv())["type"] == "left"
+    assert await host.nothing()  # the player still watches in tab1
+    await tab1.comm.disconnect()
+    diff = await host.recv()
+    assert (diff["joins"], diff["leaves"], diff["onlineCount"]) == (
+        [],
+        [{"userId": party.player.pk, "name": "Player"}],
+        1,
+    )
+
+
+async def test_memory_presence_expires_ghosts():
+    now = [0.0]
+    store = MemoryPresence(clock=lambda: now[0])
+    assert await store.join(game_id=1, user_id=7, channel="a") is True
+    assert await store.join(game_id=1, user_id=7, channel="b") is False
+    now[0] = TTL_SECONDS - 1
+    await store.refresh(game_ids=[1], user_id=7, channel="b")
+    now[0] = TTL_SECONDS + 1  # "a" died without leaving; "b" refreshed
+    assert await store.online(game_id=1) == [7]
+    assert await store.leave(game_id=1, user_id=7, channel="b") is True
+    assert await store.online(game_id=1) == []
+    assert await store.leave(game_id=1, user_id=7, channel="b") is False
+
+
+async def test_redis_presence_expires_ghosts(redis_url):
+    from leaderboard.presence import RedisPresence
+
+    now = [1_000_000.0]
+    store = RedisPresence(redis_url, clock=lambda: now[0])
+    game_id = 987654321
+    assert await store.join(game_id=game_id, user_id=7, channel="a") is True
+    assert await store.join(game_id=game_id, user_id=7, channel="b") is False
+    assert await store.join(game_id=game_id, user_id=8, channel="c") is True
+    now[0] += TTL_SECONDS + 1  # every socket's process died
+    assert await store.online(game_id=game_id) == []
+    assert await store.join(game_id=game_id, user_id=7, channel="d") is True
+    assert await store.online(game_id=game_id) == [7]
+    assert await store.leave(game_id=game_id, user_id=7, channel="d") is True
+    assert await store.leave(game_id=game_id, user_id=7, channel="d") is False
+
+
+async def test_reaction_broadcast_reaches_everyone_with_rank(hello, party):
+    category = await database_sync_to_async(
+        lambda: Category.objects.filter(ceremony_id=party.game.ceremony_id).order_by("order")[0]
+    )()
+    first_nominee = await database_sync_to_async(
+        lambda: category.nominations.order_by("order")[0]
+    )()
+    await database_sync_to_async(category_reveal)(
+        category_id=category.pk, nomination_id=first_nominee.pk
+    )
+    host, player = await hello(party.host), await hello(party.player)
+    await host.join(party.game.pk)
+    await player.join(party.game.pk)
+    await host.recv_until("presence:diff")
+    await host.recv_until("presence:diff")
+    await player.recv_until("presence:diff")
+    await player.send({"type": "reaction:send", "gameId": party.game.pk, "emoji": "🔥"})
+    await host.send({"type": "reaction:send", "gameId": party.game.pk, "emoji": "🍿"})
+    for socket in (host, player):  # sender included; both in one batch
+        frame = await socket.recv()
+        assert frame["type"] == "reaction:broadcast"
+        assert frame["gameId"] == party.game.pk
+        assert set(frame) == {"type", "gameId", "reactions"}
+        by_user = {r["userId"]: r for r in frame["reactions"]}
+        assert by_user[party.player.pk]["emoji"] == "🔥"
+        assert by_user[party.player.pk]["name"] == "Player"
+        assert by_user[party.player.pk]["rank"] == 2
+        assert by_user[party.host.pk]["rank"] == 1
+        for reaction in frame["reactions"]:
+            assert set(reaction) == {"id", "emoji", "userId", "name", "rank", "timestamp"}
+            assert isinstance(reaction["timestamp"], int)
+        assert len({r["id"] for r in frame["reactions"]}) == 2
+        assert await socket.nothing()
+
+
+async def test_reaction_rank_is_null_off_the_board(hello, party):
+    from games.models import Pick
+
+    from games.services import participant_scores_recompute
+
+    await database_sync_to_async(Pick.objects.filter(user=party.player).delete)()
+    await database_sync_to_async(participant_scores_recompute)(game_id=party.game.pk)
+    player = await hello(party.player)
+    await player.join(party.game.pk)
+    await player.recv_until("presence:diff")
+    await player.send({"type": "reaction:send", "gameId": party.game.pk, "emoji": "💀"})
+    frame = await player.recv()
+    assert frame["reactions"][0]["rank"] is None
