@@ -72,7 +72,9 @@ def test_a_pick_racing_the_first_reveal_cannot_slip_in_after_it(postgres_url):
     def do_pick():
         try:
             services.pick_submit(
-                game_id=game.pk, user=player, category_id=second.pk,
+                game_id=game.pk,
+                user=player,
+                category_id=second.pk,
                 nomination_id=second.nominations.first().pk,
             )
         except errors.PicksLocked:

@@ -30,7 +30,9 @@ def nominee(category, index=0):
 
 
 def reveal(category, index=0):
-    return services.category_reveal(category_id=category.pk, nomination_id=nominee(category, index).pk)
+    return services.category_reveal(
+        category_id=category.pk, nomination_id=nominee(category, index).pk
+    )
 
 
 def event_types(game):
@@ -97,7 +99,9 @@ def test_live_game_can_be_joined_to_watch_not_to_pick(game):
     category = categories(game)[1]
     with pytest.raises(errors.PicksLocked):
         services.pick_submit(
-            game_id=game.pk, user=watcher, category_id=category.pk,
+            game_id=game.pk,
+            user=watcher,
+            category_id=category.pk,
             nomination_id=nominee(category).pk,
         )
 
@@ -109,7 +113,9 @@ def test_pick_replaces_previous_pick(game):
     category = categories(game)[0]
     for index in (0, 2):
         services.pick_submit(
-            game_id=game.pk, user=game.host, category_id=category.pk,
+            game_id=game.pk,
+            user=game.host,
+            category_id=category.pk,
             nomination_id=nominee(category, index).pk,
         )
     assert list(Pick.objects.filter(game=game).values_list("nomination_id", flat=True)) == [
@@ -121,7 +127,9 @@ def test_pick_requires_participant(game):
     category = categories(game)[0]
     with pytest.raises(errors.NotParticipant):
         services.pick_submit(
-            game_id=game.pk, user=UserFactory(), category_id=category.pk,
+            game_id=game.pk,
+            user=UserFactory(),
+            category_id=category.pk,
             nomination_id=nominee(category).pk,
         )
 
@@ -130,7 +138,9 @@ def test_pick_nominee_must_belong_to_category(game):
     first, second = categories(game)[:2]
     with pytest.raises(errors.NominationNotInCategory):
         services.pick_submit(
-            game_id=game.pk, user=game.host, category_id=first.pk,
+            game_id=game.pk,
+            user=game.host,
+            category_id=first.pk,
             nomination_id=nominee(second).pk,
         )
     assert not Pick.objects.exists()
@@ -140,7 +150,9 @@ def test_pick_category_must_belong_to_the_games_ceremony(game):
     other = make_ceremony(categories=1).categories.get()
     with pytest.raises(errors.NotFound):
         services.pick_submit(
-            game_id=game.pk, user=game.host, category_id=other.pk,
+            game_id=game.pk,
+            user=game.host,
+            category_id=other.pk,
             nomination_id=nominee(other).pk,
         )
 
@@ -151,7 +163,9 @@ def test_picks_lock_at_is_enforced_on_pick_without_any_timer(game):
     category = categories(game)[0]
     with pytest.raises(errors.PicksLocked):
         services.pick_submit(
-            game_id=game.pk, user=game.host, category_id=category.pk,
+            game_id=game.pk,
+            user=game.host,
+            category_id=category.pk,
             nomination_id=nominee(category).pk,
         )
     game.refresh_from_db()
@@ -166,7 +180,9 @@ def test_future_lock_time_still_accepts_picks(game):
     game.save()
     category = categories(game)[0]
     services.pick_submit(
-        game_id=game.pk, user=game.host, category_id=category.pk,
+        game_id=game.pk,
+        user=game.host,
+        category_id=category.pk,
         nomination_id=nominee(category).pk,
     )
     assert Pick.objects.count() == 1
@@ -188,12 +204,16 @@ def test_lock_time_passing_at_the_last_moment_is_checked_inside_the_transaction(
 
     patcher = mock.patch("games.services.timezone.now", return_value=later)
     try:
-        with mock.patch("games.services.game_lock_if_due", side_effect=pre_check_then_time_passes):
-            with pytest.raises(errors.PicksLocked):
-                services.pick_submit(
-                    game_id=game.pk, user=game.host, category_id=category.pk,
-                    nomination_id=nominee(category).pk,
-                )
+        with (
+            mock.patch("games.services.game_lock_if_due", side_effect=pre_check_then_time_passes),
+            pytest.raises(errors.PicksLocked),
+        ):
+            services.pick_submit(
+                game_id=game.pk,
+                user=game.host,
+                category_id=category.pk,
+                nomination_id=nominee(category).pk,
+            )
     finally:
         patcher.stop()
     assert not Pick.objects.exists()
@@ -205,12 +225,18 @@ def test_host_lock_makes_game_live_and_refuses_picks(game):
     assert game.status == GameStatus.LIVE
     status_event = GameEvent.objects.get(game=game, type="game:status").payload
     assert status_event == {
-        "type": "game:status", "gameId": game.pk, "seq": 1, "status": "LIVE", "picksLockAt": None,
+        "type": "game:status",
+        "gameId": game.pk,
+        "seq": 1,
+        "status": "LIVE",
+        "picksLockAt": None,
     }
     category = categories(game)[0]
     with pytest.raises(errors.PicksLocked):
         services.pick_submit(
-            game_id=game.pk, user=game.host, category_id=category.pk,
+            game_id=game.pk,
+            user=game.host,
+            category_id=category.pk,
             nomination_id=nominee(category).pk,
         )
 
@@ -266,7 +292,9 @@ def test_pick_after_first_reveal_is_refused_even_in_a_game_created_later(game):
     category = categories(game)[1]
     with pytest.raises(errors.PicksLocked):
         services.pick_submit(
-            game_id=late.pk, user=late.host, category_id=category.pk,
+            game_id=late.pk,
+            user=late.host,
+            category_id=category.pk,
             nomination_id=nominee(category).pk,
         )
 
@@ -413,7 +441,9 @@ def test_score_counters_always_match_a_recount_from_the_picks():
             for category in cats[: rng.randint(2, 4)]:  # some players stay incomplete
                 for _ in range(2):  # a changed pick must not count twice
                     services.pick_submit(
-                        game_id=game.pk, user=participant.user, category_id=category.pk,
+                        game_id=game.pk,
+                        user=participant.user,
+                        category_id=category.pk,
                         nomination_id=nominee(category, rng.randrange(3)).pk,
                     )
 

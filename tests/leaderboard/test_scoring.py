@@ -40,7 +40,10 @@ def test_names_order_case_insensitively_then_user_id():
     ]
     ordered = rank_players(players)
     assert [(p.name, p.user_id) for p in ordered] == [
-        ("alice", 4), ("Bob", 3), ("bob", 9), ("Zed", 2),
+        ("alice", 4),
+        ("Bob", 3),
+        ("bob", 9),
+        ("Zed", 2),
     ]
     assert {p.rank for p in ordered} == {1}
 
@@ -66,7 +69,9 @@ def test_standings_sum_points_of_revealed_correct_picks_and_skip_incomplete():
     # `partial` picks only one category: not on the board.
     from games.models import Pick
 
-    Pick.objects.create(game=game, user=partial, category=first, nomination=first.nominations.first())
+    Pick.objects.create(
+        game=game, user=partial, category=first, nomination=first.nominations.first()
+    )
 
     cats = list(ceremony.categories.all())
     services.category_reveal(category_id=cats[0].pk, nomination_id=cats[0].nominations.first().pk)
