@@ -114,7 +114,15 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
+                # socket_timeout above channels_redis' 5 s blocking pop: redis-py 8
+                # reads with a 5 s timeout by default, which killed idle sockets (1011).
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                        "socket_timeout": 15,
+                    }
+                ],
                 # A socket's group membership is refreshed on every join; a day
                 # outlives any ceremony, so a long show never silently drops a
                 # socket from its game's group (the default is 24 h as well).

@@ -1,5 +1,344 @@
+"""The `/ws/` consumer (CONTRACT §4): one socket per browser tab, following
+any number of games.
+
+Channels dispatches one message at a time per consumer: while a `join` is
+being answered, group events for this socket wait in its channel queue and
+are handled after the `joined` frame (and replay) went out. Each game's
+`last_seq` then drops anything the snapshot or the replay already covered,
+so a client never sees a game event twice or out of order on one socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from autobahn.exception import Disconnected
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils import timezone
+
+from accounts.models import User
+from games import errors as game_errors
+from games.formatting import iso_utc
+from games.models import Game, GameParticipant
+from games.services import game_lock_if_due
+from leaderboard import events, reactions
+from leaderboard.history import join_snapshot
+from leaderboard.presence import REFRESH_SECONDS, get_presence
+from leaderboard.protocol import (
+    MAX_FRAME_BYTES,
+    MAX_ID,
+    FloodGuard,
+    Inbound,
+    ProtocolError,
+    TokenBucket,
+    error_frame,
+    parse_frame,
+)
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FLOODING = 4429
+CLOSE_TOO_BIG = 1009
+
+# Every inbound frame, per socket: a burst of 30, then 10 per second.
+FRAME_BURST = 30
+FRAMES_PER_SECOND = 10.0
+# Refusals tolerated per window before the socket is closed with 4429.
+FLOOD_LIMIT = 20
+FLOOD_WINDOW = 10.0
+
+
+@database_sync_to_async
+def _active_user(user_id: int) -> tuple[int, str] | None:
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    return (user.pk, user.public_name) if user else None
+
+
+@database_sync_to_async
+def _join_check(game_id: int, user_id: int) -> str | None:
+    """The refusal code for this join, or None: the user may follow the game."""
+    if not User.objects.filter(pk=user_id, is_active=True).exists():
+        return "USER_NOT_FOUND"
+    try:
+        # Persist a lock that came due, so the snapshot shows the game LIVE.
+        game_lock_if_due(game_id=game_id)
+    except game_errors.NotFound:
+        return "GAME_NOT_FOUND"
+    if not GameParticipant.objects.filter(game_id=game_id, user_id=user_id).exists():
+        return "NOT_PARTICIPANT"
+    return None
+
+
+_snapshot = database_sync_to_async(join_snapshot)
+
+_JOIN_REFUSALS = {
+    "GAME_NOT_FOUND": "No game with that id.",
+    "NOT_PARTICIPANT": "You are not a player in this game.",
+}
 
 
 class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
-    """Placeholder: the real-time issue builds the consumer."""
+    # Monotonic clock of the rate limits; tests replace it to freeze time.
+    clock: Callable[[], float] = staticmethod(time.monotonic)
+
+    user_id: int | None = None
+    name: str = ""
+    closed: bool = False
+
+    # --- connection -------------------------------------------------------------
+
+    async def connect(self) -> None:
+        # game id → last seq sent to this socket for that game
+        self.games: dict[int, int] = {}
+        self.refresher: asyncio.Task[None] | None = None
+        # Accept first: a close before accept reaches browsers as 1006, not our code.
+        await self.accept()
+        claimed = self.scope.get("ticket_user_id")
+        if claimed is None:
+            session_user = self.scope.get("user")
+            if session_user is not None and session_user.is_authenticated:
+                claimed = session_user.pk
+        if claimed is None:
+            await self._close_unauthenticated("AUTH_REQUIRED", "Sign in to follow a game.")
+            return
+        user = await _active_user(claimed)
+        if user is None:
+            await self._close_unauthenticated("USER_NOT_FOUND", "That account no longer exists.")
+            return
+        self.user_id, self.name = user
+        self.frames = TokenBucket(capacity=FRAME_BURST, rate=FRAMES_PER_SECOND, clock=self.clock)
+        self.reactions = TokenBucket(
+            capacity=reactions.BURST, rate=reactions.PER_SECOND, clock=self.clock
+        )
+        self.flood = FloodGuard(limit=FLOOD_LIMIT, window=FLOOD_WINDOW, clock=self.clock)
+        await self.channel_layer.group_add(events.user_group(self.user_id), self.channel_name)
+        self.refresher = asyncio.create_task(self._refresh_presence())
+        await self._send({"type": "hello", "userId": self.user_id, "serverTime": _now()})
+
+    async def disconnect(self, code: int) -> None:
+        # Never raises: one failed cleanup step must not skip the others.
+        if self.refresher is not None:
+            self.refresher.cancel()
+        for game_id in list(getattr(self, "games", {})):
+            await self._forget_game(game_id)
+        if self.user_id is not None:
+            try:
+                await self.channel_layer.group_discard(
+                    events.user_group(self.user_id), self.channel_name
+                )
+            except Exception:
+                logger.exception("leaving the user group failed")
+
+    async def _close_unauthenticated(self, code: str, message: str) -> None:
+        await self._send(error_frame(code, message))
+        await self._close(CLOSE_UNAUTHENTICATED)
+
+    async def _close(self, code: int) -> None:
+        self.closed = True
+        await self.close(code=code)
+
+    # --- inbound frames -----------------------------------------------------------
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        if self.closed or self.user_id is None:
+            return
+        if text_data is not None and len(text_data.encode("utf-8")) > MAX_FRAME_BYTES:
+            await self._close(CLOSE_TOO_BIG)
+            return
+        message: Inbound | None = None
+        refusal: ProtocolError | None = None
+        if text_data is None:
+            refusal = ProtocolError("INVALID_MESSAGE", "Frames must be JSON text, not binary.")
+        else:
+            try:
+                message = parse_frame(text_data)
+            except ProtocolError as error:
+                refusal = error
+        ref = message.ref if message else refusal.ref if refusal else None
+        if not self.frames.take():
+            await self._rate_limited(ref, message.game_id if message else None)
+            return
+        if refusal is not None:
+            await self._error(
+                refusal.code, refusal.message, ref=refusal.ref, game_id=refusal.game_id
+            )
+            return
+        assert message is not None
+        if message.type == "ping":
+            pong: dict[str, Any] = {"type": "pong"}
+            if message.has_t:
+                pong["t"] = message.t
+            await self._send(pong, ref=message.ref)
+        elif message.type == "join":
+            await self._join(message)
+        elif message.type == "leave":
+            await self._leave(message)
+        else:
+            await self._reaction(message)
+
+    async def _join(self, message: Inbound) -> None:
+        game_id = message.game_id
+        assert game_id is not None and self.user_id is not None
+        refusal = "GAME_NOT_FOUND" if not 1 <= game_id <= MAX_ID else None
+        # The participant check runs before any group_add (CONTRACT §4).
+        refusal = refusal or await _join_check(game_id, self.user_id)
+        if refusal == "USER_NOT_FOUND":
+            await self._close_unauthenticated(refusal, "That account is no longer active.")
+            return
+        if refusal is not None:
+            await self._error(refusal, _JOIN_REFUSALS[refusal], ref=message.ref, game_id=game_id)
+            return
+        # Group first, snapshot second: an event committed in between is in
+        # the snapshot or queued for this socket, never lost.
+        await self.channel_layer.group_add(events.game_group(game_id), self.channel_name)
+        presence = get_presence()
+        already_following = game_id in self.games
+        first_tab = False
+        if not already_following:
+            first_tab = await presence.join(
+                game_id=game_id, user_id=self.user_id, channel=self.channel_name
+            )
+        online = await presence.online(game_id=game_id)
+        try:
+            joined, replay = await _snapshot(
+                game_id=game_id, last_seq=message.last_seq, online_user_ids=online
+            )
+        except Game.DoesNotExist:
+            self.games.setdefault(game_id, 0)
+            await self._forget_game(game_id)
+            await self._error("GAME_NOT_FOUND", _JOIN_REFUSALS["GAME_NOT_FOUND"], ref=message.ref)
+            return
+        await self._send(joined, ref=message.ref)
+        for frame in replay:
+            await self.send(text_data=events.encode(frame))
+        self.games[game_id] = max(self.games.get(game_id, 0), joined["seq"])
+        if first_tab:
+            await events.send_presence_diff(
+                game_id=game_id,
+                joins=[{"userId": self.user_id, "name": self.name}],
+                leaves=[],
+                online_count=len(online),
+            )
+
+    async def _leave(self, message: Inbound) -> None:
+        game_id = message.game_id
+        assert game_id is not None
+        if game_id not in self.games:
+            await self._not_joined(message)
+            return
+        await self._forget_game(game_id)
+        await self._send({"type": "left", "gameId": game_id}, ref=message.ref)
+
+    async def _reaction(self, message: Inbound) -> None:
+        game_id = message.game_id
+        assert game_id is not None and message.emoji is not None and self.user_id is not None
+        if game_id not in self.games:
+            await self._not_joined(message)
+            return
+        if not self.reactions.take():
+            await self._rate_limited(message.ref, game_id)
+            return
+        await reactions.reaction_send(
+            game_id=game_id, user_id=self.user_id, name=self.name, emoji=message.emoji
+        )
+
+    async def _forget_game(self, game_id: int) -> None:
+        """Stop following a game: group, presence (announcing a last tab leaving)."""
+        if self.games.pop(game_id, None) is None or self.user_id is None:
+            return
+        try:
+            await self.channel_layer.group_discard(events.game_group(game_id), self.channel_name)
+            presence = get_presence()
+            last_tab = await presence.leave(
+                game_id=game_id, user_id=self.user_id, channel=self.channel_name
+            )
+            if last_tab:
+                online = await presence.online(game_id=game_id)
+                await events.send_presence_diff(
+                    game_id=game_id,
+                    joins=[],
+                    leaves=[{"userId": self.user_id, "name": self.name}],
+                    online_count=len(online),
+                )
+        except Exception:
+            logger.exception("leaving game %s failed", game_id)
+
+    async def _refresh_presence(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            if not self.games or self.user_id is None:
+                continue
+            try:
+                await get_presence().refresh(
+                    game_ids=list(self.games), user_id=self.user_id, channel=self.channel_name
+                )
+            except Exception:
+                logger.exception("presence refresh failed")
+
+    # --- messages from the channel layer ----------------------------------------------
+
+    async def game_event(self, message: dict[str, Any]) -> None:
+        last_seq = self.games.get(message["game_id"])
+        if self.closed or last_seq is None or message["seq"] <= last_seq:
+            return  # not following it, or already covered by a snapshot / replay
+        self.games[message["game_id"]] = message["seq"]
+        await self.send(text_data=message["text"])
+
+    async def game_broadcast(self, message: dict[str, Any]) -> None:
+        if not self.closed and message["game_id"] in self.games:
+            await self.send(text_data=message["text"])
+
+    async def game_removed(self, message: dict[str, Any]) -> None:
+        game_id = message["game_id"]
+        if self.closed or game_id not in self.games:
+            return
+        await self._forget_game(game_id)
+        await self._send({"type": "game:removed", "gameId": game_id})
+
+    async def user_signed_out(self, message: dict[str, Any]) -> None:
+        if not self.closed:
+            await self._close_unauthenticated("AUTH_REQUIRED", "You signed out.")
+
+    # --- outbound helpers ----------------------------------------------------------------
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except Disconnected:
+            # The client left; its websocket.disconnect is queued behind the
+            # group message we were delivering. Nothing to report.
+            self.closed = True
+
+    async def _send(self, frame: dict[str, Any], *, ref: str | None = None) -> None:
+        if ref is not None:
+            frame = {**frame, "ref": ref}
+        await self.send(text_data=events.encode(frame))
+
+    async def _error(
+        self, code: str, message: str, *, ref: str | None = None, game_id: int | None = None
+    ) -> None:
+        await self._send(error_frame(code, message, ref=ref, game_id=game_id))
+
+    async def _not_joined(self, message: Inbound) -> None:
+        await self._error(
+            "NOT_JOINED", "Join the game first.", ref=message.ref, game_id=message.game_id
+        )
+
+    async def _rate_limited(self, ref: str | None, game_id: int | None) -> None:
+        await self._error("RATE_LIMITED", "Slow down.", ref=ref, game_id=game_id)
+        if self.flood.hit():
+            await self._close(CLOSE_FLOODING)
+
+
+def _now() -> str:
+    return iso_utc(timezone.now()) or ""

@@ -63,3 +63,49 @@ def notify_participant_removed(*, game_id: int, user_id: int) -> None:
 def close_user_sockets(*, user_id: int) -> None:
     """Close every socket of the user, on every process (sign-out)."""
     _group_send(user_group(user_id), {"type": "user.signed_out"})
+
+
+# --- frames without seq (presence, reactions), sent from the event loop --------
+
+
+async def _agroup_send(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:  # pragma: no cover - always configured in settings
+        return
+    try:
+        await layer.group_send(group, message)
+    except Exception:
+        # At most once, like game events: presence refreshes and reactions are
+        # ephemeral, and a lost one must not break the socket that caused it.
+        logger.exception("channel layer send to %s failed", group)
+
+
+async def _send_broadcast(game_id: int, payload: dict[str, Any]) -> None:
+    await _agroup_send(
+        game_group(game_id), {"type": "game.broadcast", "game_id": game_id, "text": encode(payload)}
+    )
+
+
+async def send_presence_diff(
+    *,
+    game_id: int,
+    joins: list[dict[str, Any]],
+    leaves: list[dict[str, Any]],
+    online_count: int,
+) -> None:
+    await _send_broadcast(
+        game_id,
+        {
+            "type": "presence:diff",
+            "gameId": game_id,
+            "joins": joins,
+            "leaves": leaves,
+            "onlineCount": online_count,
+        },
+    )
+
+
+async def send_reactions(*, game_id: int, reactions: list[dict[str, Any]]) -> None:
+    await _send_broadcast(
+        game_id, {"type": "reaction:broadcast", "gameId": game_id, "reactions": reactions}
+    )

@@ -125,27 +125,6 @@ async def test_rejoin_with_last_seq_gets_exactly_the_missed_events(stack):
         await close_all(again)
 
 
-async def test_restart_closes_with_1012_and_the_client_resumes(stack):
-    party = make_party(stack, "restart", 2, [2, 1])
-    b = stack.servers[1]
-    socket, first = await joined(b, party.players[1], party.game_id)
-    await asyncio.to_thread(b.stop)
-    with pytest.raises(ConnectionClosed):
-        while True:
-            await recv(socket)
-    assert socket.close_code == 1012
-    await asyncio.to_thread(reveal, stack, party, 0, 1)  # missed while away
-    await asyncio.to_thread(b.start)
-    again, frame = await joined(b, party.players[1], party.game_id, lastSeq=first["seq"])
-    try:
-        assert frame["recovered"] is True
-        missed = [await recv(again) for _ in range(2)]
-        assert [f["seq"] for f in missed] == [first["seq"] + 1, first["seq"] + 2]
-        assert standings(missed[1])[0] == (party.players[1].id, 2, 1)
-    finally:
-        await close_all(again)
-
-
 async def test_presence_crosses_processes(stack):
     party = make_party(stack, "presence", 2, [1])
     a, b = stack.servers

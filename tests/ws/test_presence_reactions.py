@@ -122,7 +122,6 @@ async def test_reaction_broadcast_reaches_everyone_with_rank(hello, party):
 
 async def test_reaction_rank_is_null_off_the_board(hello, party):
     from games.models import Pick
-
     from games.services import participant_scores_recompute
 
     await database_sync_to_async(Pick.objects.filter(user=party.player).delete)()

@@ -1,0 +1,181 @@
+"""Who is watching a game: users with at least one socket joined to it.
+
+A user with several tabs counts once. Each socket is an entry
+`(game, user, channel)` with an expiry; sockets refresh their entries every
+REFRESH_SECONDS, so a process that dies without cleaning up leaves no ghost
+for longer than TTL_SECONDS. With REDIS_URL the entries live in Redis (shared
+by every server process); without it, in a dict of this process.
+
+Redis layout, per game: `envelope:presence:{game}` is a sorted set of user ids
+scored by the latest expiry of any of their sockets, and
+`envelope:presence:{game}:{user}` a sorted set of that user's channel names
+scored by expiry. Join and leave are Lua scripts, so two tabs of one user
+joining at once on two processes still announce the user exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable
+from typing import Protocol
+
+from django.conf import settings
+
+TTL_SECONDS = 60
+REFRESH_SECONDS = 20
+
+
+class PresenceStore(Protocol):
+    async def join(self, *, game_id: int, user_id: int, channel: str) -> bool:
+        """Add a socket; True when it is the user's first live socket in the game."""
+
+    async def leave(self, *, game_id: int, user_id: int, channel: str) -> bool:
+        """Remove a socket; True when it was the user's last one in the game."""
+
+    async def online(self, *, game_id: int) -> list[int]:
+        """User ids with a live socket in the game."""
+
+    async def refresh(self, *, game_ids: list[int], user_id: int, channel: str) -> None:
+        """Push the expiry of the socket's entries forward."""
+
+
+class MemoryPresence:
+    """One process's presence (the in-memory channel layer serves one process)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        # game id → user id → channel name → expiry
+        self.games: dict[int, dict[int, dict[str, float]]] = {}
+
+    def _live(self, game_id: int) -> dict[int, dict[str, float]]:
+        now = self.clock()
+        users = self.games.setdefault(game_id, {})
+        for user_id in list(users):
+            channels = users[user_id]
+            for channel in [c for c, expiry in channels.items() if expiry <= now]:
+                del channels[channel]
+            if not channels:
+                del users[user_id]
+        return users
+
+    async def join(self, *, game_id: int, user_id: int, channel: str) -> bool:
+        users = self._live(game_id)
+        first = user_id not in users
+        users.setdefault(user_id, {})[channel] = self.clock() + TTL_SECONDS
+        return first
+
+    async def leave(self, *, game_id: int, user_id: int, channel: str) -> bool:
+        users = self.games.get(game_id, {})
+        channels = users.get(user_id)
+        if channels is None or channels.pop(channel, None) is None:
+            return False
+        self._live(game_id)
+        last = user_id not in users
+        if not users:
+            del self.games[game_id]
+        return last
+
+    async def online(self, *, game_id: int) -> list[int]:
+        return sorted(self._live(game_id))
+
+    async def refresh(self, *, game_ids: list[int], user_id: int, channel: str) -> None:
+        expiry = self.clock() + TTL_SECONDS
+        for game_id in game_ids:
+            self.games.setdefault(game_id, {}).setdefault(user_id, {})[channel] = expiry
+
+
+_JOIN = """
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local before = redis.call('ZCARD', KEYS[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if before == 0 then return 1 end
+return 0
+"""
+
+_LEAVE = """
+local had = redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[2]) > 0 or had == 0 then return 0 end
+return redis.call('ZREM', KEYS[1], ARGV[3])
+"""
+
+
+class RedisPresence:
+    """Presence shared by every process through Redis (wall-clock expiries,
+    since the processes share no monotonic clock)."""
+
+    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
+        self.url = url
+        self.clock = clock
+        # redis.asyncio connections belong to the loop that made them.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _client(self):  # -> redis.asyncio.Redis
+        import redis.asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            # Blocking pool: a burst of sockets waits for a connection instead
+            # of failing with MaxConnectionsError.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=settings.REDIS_MAX_CONNECTIONS // 4 or 1, timeout=10
+            )
+            client = aioredis.Redis(connection_pool=pool)
+            client.presence_join = client.register_script(_JOIN)
+            client.presence_leave = client.register_script(_LEAVE)
+            self._clients[loop] = client
+        return client
+
+    @staticmethod
+    def _keys(game_id: int, user_id: int) -> list[str]:
+        return [f"envelope:presence:{game_id}", f"envelope:presence:{game_id}:{user_id}"]
+
+    async def join(self, *, game_id: int, user_id: int, channel: str) -> bool:
+        client = self._client()
+        now = self.clock()
+        args = [now, now + TTL_SECONDS, channel, user_id, TTL_SECONDS * 2]
+        return bool(await client.presence_join(keys=self._keys(game_id, user_id), args=args))
+
+    async def leave(self, *, game_id: int, user_id: int, channel: str) -> bool:
+        client = self._client()
+        args = [self.clock(), channel, user_id]
+        return bool(await client.presence_leave(keys=self._keys(game_id, user_id), args=args))
+
+    async def online(self, *, game_id: int) -> list[int]:
+        client = self._client()
+        key = self._keys(game_id, 0)[0]
+        members = await client.zrangebyscore(key, self.clock(), "+inf")
+        return sorted(int(member) for member in members)
+
+    async def refresh(self, *, game_ids: list[int], user_id: int, channel: str) -> None:
+        if not game_ids:
+            return
+        client = self._client()
+        expiry = self.clock() + TTL_SECONDS
+        async with client.pipeline(transaction=False) as pipe:
+            for game_id in game_ids:
+                game_key, user_key = self._keys(game_id, user_id)
+                pipe.zadd(user_key, {channel: expiry})
+                pipe.zadd(game_key, {str(user_id): expiry}, gt=True)
+                pipe.expire(user_key, TTL_SECONDS * 2)
+                pipe.expire(game_key, TTL_SECONDS * 2)
+            await pipe.execute()
+
+
+_store: PresenceStore | None = None
+
+
+def get_presence() -> PresenceStore:
+    """The process's presence store, chosen by settings.REDIS_URL."""
+    global _store
+    if _store is None:
+        _store = RedisPresence(settings.REDIS_URL) if settings.REDIS_URL else MemoryPresence()
+    return _store

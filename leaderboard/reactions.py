@@ -1,0 +1,108 @@
+"""Emoji reactions: ephemeral, never stored, batched per game per process.
+
+Every reaction is sent to its game's group, but a roomful of thumbs must not
+become N² frames: each process collects the reactions its sockets send for a
+game during BATCH_SECONDS and broadcasts them as ONE `reaction:broadcast`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from games.models import Game
+from leaderboard import events
+from leaderboard.selectors import game_standings
+
+logger = logging.getLogger(__name__)
+
+BATCH_SECONDS = 0.15
+RANK_CACHE_SECONDS = 2.0
+# Per socket (CONTRACT §4): a burst of 10, then 1 per second.
+BURST = 10
+PER_SECOND = 1.0
+
+_PROCESS_TAG = f"{os.getpid():x}"
+
+
+def reaction_id() -> str:
+    # Unique across processes without coordination.
+    return f"{_PROCESS_TAG}-{uuid.uuid4().hex}"
+
+
+class RankCache:
+    """Each player's current rank per game, cached briefly in this process so a
+    reaction storm costs one standings query per game every couple of seconds."""
+
+    def __init__(
+        self, ttl: float = RANK_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
+        self.ttl = ttl
+        self.clock = clock
+        self._ranks: dict[int, tuple[float, dict[int, int]]] = {}
+
+    async def rank(self, *, game_id: int, user_id: int) -> int | None:
+        cached = self._ranks.get(game_id)
+        if cached is None or cached[0] <= self.clock():
+            ranks = await _ranks_of(game_id)
+            cached = (self.clock() + self.ttl, ranks)
+            self._ranks[game_id] = cached
+        return cached[1].get(user_id)
+
+
+@database_sync_to_async
+def _ranks_of(game_id: int) -> dict[int, int]:
+    game = Game.objects.filter(pk=game_id).first()
+    if game is None:
+        return {}
+    return {player.user_id: player.rank for player in game_standings(game=game).players}
+
+
+class ReactionBatcher:
+    """Collects reactions per game and flushes each game's list once per window."""
+
+    def __init__(self, window: float = BATCH_SECONDS) -> None:
+        self.window = window
+        self._pending: dict[int, list[dict[str, Any]]] = {}
+        self._flushers: dict[int, asyncio.Task[None]] = {}
+
+    def add(self, game_id: int, reaction: dict[str, Any]) -> None:
+        self._pending.setdefault(game_id, []).append(reaction)
+        task = self._flushers.get(game_id)
+        # A flusher from a loop that is gone (tests run one loop each) never runs.
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            self._flushers[game_id] = asyncio.create_task(self._flush_later(game_id))
+
+    async def _flush_later(self, game_id: int) -> None:
+        await asyncio.sleep(self.window)
+        reactions = self._pending.pop(game_id, [])
+        self._flushers.pop(game_id, None)
+        if reactions:
+            await events.send_reactions(game_id=game_id, reactions=reactions)
+
+
+ranks = RankCache()
+batcher = ReactionBatcher()
+
+
+async def reaction_send(*, game_id: int, user_id: int, name: str, emoji: str) -> None:
+    """Queue one reaction for its game's next broadcast."""
+    rank = await ranks.rank(game_id=game_id, user_id=user_id)
+    batcher.add(
+        game_id,
+        {
+            "id": reaction_id(),
+            "emoji": emoji,
+            "userId": user_id,
+            "name": name,
+            "rank": rank,
+            "timestamp": int(time.time() * 1000),
+        },
+    )
