@@ -1,11 +1,12 @@
 """The `/ws/` consumer (CONTRACT §4): one socket per browser tab, following
 any number of games.
 
-Channels dispatches one message at a time per consumer: while a `join` is
-being answered, group events for this socket wait in its channel queue and
-are handled after the `joined` frame (and replay) went out. Each game's
-`last_seq` then drops anything the snapshot or the replay already covered,
-so a client never sees a game event twice or out of order on one socket.
+Group messages reach the socket through the process's fan-out hub
+(leaderboard/fanout.py), not through a channel of its own. While a `join` is
+being answered, the hub's events for that game are buffered and handled after
+the `joined` frame (and replay) went out; each game's `last_seq` then drops
+anything the snapshot or the replay already covered, so a client never sees
+a game event twice or out of order on one socket.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from games.formatting import iso_utc
 from games.models import Game, GameParticipant
 from games.services import game_lock_if_due
 from leaderboard import events, reactions
+from leaderboard.fanout import Hub, get_hub, on_new_hub
 from leaderboard.history import join_snapshot
 from leaderboard.presence import REFRESH_SECONDS, get_presence
 from leaderboard.protocol import (
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FLOODING = 4429
 CLOSE_TOO_BIG = 1009
+CLOSE_RESTARTING = 1012
 
 # Every inbound frame, per socket: a burst of 30, then 10 per second.
 FRAME_BURST = 30
@@ -84,6 +87,10 @@ _JOIN_REFUSALS = {
 
 
 class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
+    # No channel per socket: the process's hub receives each group message
+    # once and hands it to its local sockets (an alias that names no layer
+    # makes Channels skip the per-socket channel and its receive loop).
+    channel_layer_alias = "envelope.no-per-socket-channel"
     # Monotonic clock of the rate limits; tests replace it to freeze time.
     clock: Callable[[], float] = staticmethod(time.monotonic)
 
@@ -96,7 +103,11 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # game id → last seq sent to this socket for that game
         self.games: dict[int, int] = {}
-        self.refresher: asyncio.Task[None] | None = None
+        # game id → hub messages held back while that game's join is answered
+        self.joining: dict[int, list[dict[str, Any]]] = {}
+        self.hub = get_hub()
+        await self.hub.start()
+        self.socket_id = self.hub.new_socket_id()
         # Accept first: a close before accept reaches browsers as 1006, not our code.
         await self.accept()
         claimed = self.scope.get("ticket_user_id")
@@ -117,21 +128,17 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
             capacity=reactions.BURST, rate=reactions.PER_SECOND, clock=self.clock
         )
         self.flood = FloodGuard(limit=FLOOD_LIMIT, window=FLOOD_WINDOW, clock=self.clock)
-        await self.channel_layer.group_add(events.user_group(self.user_id), self.channel_name)
-        self.refresher = asyncio.create_task(self._refresh_presence())
+        await self.hub.follow_user(self.user_id, self)
         await self._send({"type": "hello", "userId": self.user_id, "serverTime": _now()})
 
     async def disconnect(self, code: int) -> None:
         # Never raises: one failed cleanup step must not skip the others.
-        if self.refresher is not None:
-            self.refresher.cancel()
+        self.closed = True
         for game_id in list(getattr(self, "games", {})):
             await self._forget_game(game_id)
         if self.user_id is not None:
             try:
-                await self.channel_layer.group_discard(
-                    events.user_group(self.user_id), self.channel_name
-                )
+                await self.hub.unfollow_user(self.user_id, self)
             except Exception:
                 logger.exception("leaving the user group failed")
 
@@ -196,30 +203,38 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         if refusal is not None:
             await self._error(refusal, _JOIN_REFUSALS[refusal], ref=message.ref, game_id=game_id)
             return
-        # Group first, snapshot second: an event committed in between is in
-        # the snapshot or queued for this socket, never lost.
-        await self.channel_layer.group_add(events.game_group(game_id), self.channel_name)
-        presence = get_presence()
-        already_following = game_id in self.games
-        first_tab = False
-        if not already_following:
-            first_tab = await presence.join(
-                game_id=game_id, user_id=self.user_id, channel=self.channel_name
-            )
-        online = await presence.online(game_id=game_id)
+        # Follow first, snapshot second: an event committed in between is in
+        # the snapshot or held back for this socket, never lost.
+        self.joining.setdefault(game_id, [])
         try:
-            joined, replay = await _snapshot(
-                game_id=game_id, last_seq=message.last_seq, online_user_ids=online
-            )
-        except Game.DoesNotExist:
-            self.games.setdefault(game_id, 0)
-            await self._forget_game(game_id)
-            await self._error("GAME_NOT_FOUND", _JOIN_REFUSALS["GAME_NOT_FOUND"], ref=message.ref)
-            return
-        await self._send(joined, ref=message.ref)
-        for frame in replay:
-            await self.send(text_data=events.encode(frame))
-        self.games[game_id] = max(self.games.get(game_id, 0), joined["seq"])
+            await self.hub.follow_game(game_id, self)
+            presence = get_presence()
+            already_following = game_id in self.games
+            first_tab = False
+            if not already_following:
+                first_tab = await presence.join(
+                    game_id=game_id, user_id=self.user_id, channel=self.socket_id
+                )
+            online = await presence.online(game_id=game_id)
+            try:
+                joined, replay = await _snapshot(
+                    game_id=game_id, last_seq=message.last_seq, online_user_ids=online
+                )
+            except Game.DoesNotExist:
+                self.games.setdefault(game_id, 0)
+                await self._forget_game(game_id)
+                await self._error(
+                    "GAME_NOT_FOUND", _JOIN_REFUSALS["GAME_NOT_FOUND"], ref=message.ref
+                )
+                return
+            await self._send(joined, ref=message.ref)
+            for frame in replay:
+                await self.send(text_data=events.encode(frame))
+            self.games[game_id] = max(self.games.get(game_id, 0), joined["seq"])
+        finally:
+            held = self.joining.pop(game_id, [])
+        for held_message in held:
+            await self.game_message(held_message)
         if first_tab:
             await events.send_presence_diff(
                 game_id=game_id,
@@ -255,10 +270,10 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         if self.games.pop(game_id, None) is None or self.user_id is None:
             return
         try:
-            await self.channel_layer.group_discard(events.game_group(game_id), self.channel_name)
+            await self.hub.unfollow_game(game_id, self)
             presence = get_presence()
             last_tab = await presence.leave(
-                game_id=game_id, user_id=self.user_id, channel=self.channel_name
+                game_id=game_id, user_id=self.user_id, channel=self.socket_id
             )
             if last_tab:
                 online = await presence.online(game_id=game_id)
@@ -271,41 +286,39 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         except Exception:
             logger.exception("leaving game %s failed", game_id)
 
-    async def _refresh_presence(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_SECONDS)
-            if not self.games or self.user_id is None:
-                continue
-            try:
-                await get_presence().refresh(
-                    game_ids=list(self.games), user_id=self.user_id, channel=self.channel_name
-                )
-            except Exception:
-                logger.exception("presence refresh failed")
+    # --- messages from the hub ------------------------------------------------------------
 
-    # --- messages from the channel layer ----------------------------------------------
-
-    async def game_event(self, message: dict[str, Any]) -> None:
-        last_seq = self.games.get(message["game_id"])
-        if self.closed or last_seq is None or message["seq"] <= last_seq:
-            return  # not following it, or already covered by a snapshot / replay
-        self.games[message["game_id"]] = message["seq"]
+    async def game_message(self, message: dict[str, Any]) -> None:
+        """A game group's message: `game.event` (with seq) or `game.broadcast`."""
+        game_id = message["game_id"]
+        if self.closed:
+            return
+        if game_id in self.joining:
+            self.joining[game_id].append(message)
+            return
+        last_seq = self.games.get(game_id)
+        if last_seq is None:
+            return  # not following it
+        if message["type"] == "game.event":
+            if message["seq"] <= last_seq:
+                return  # already covered by the snapshot or the replay
+            self.games[game_id] = message["seq"]
         await self.send(text_data=message["text"])
 
-    async def game_broadcast(self, message: dict[str, Any]) -> None:
-        if not self.closed and message["game_id"] in self.games:
-            await self.send(text_data=message["text"])
-
-    async def game_removed(self, message: dict[str, Any]) -> None:
-        game_id = message["game_id"]
-        if self.closed or game_id not in self.games:
+    async def user_message(self, message: dict[str, Any]) -> None:
+        """The user's group: `game.removed` or `user.signed_out`."""
+        if self.closed:
             return
-        await self._forget_game(game_id)
-        await self._send({"type": "game:removed", "gameId": game_id})
-
-    async def user_signed_out(self, message: dict[str, Any]) -> None:
-        if not self.closed:
+        if message["type"] == "user.signed_out":
             await self._close_unauthenticated("AUTH_REQUIRED", "You signed out.")
+        elif message["type"] == "game.removed" and message["game_id"] in self.games:
+            await self._forget_game(message["game_id"])
+            await self._send({"type": "game:removed", "gameId": message["game_id"]})
+
+    async def restart_notice(self) -> None:
+        """The process is shutting down: tell the client to reconnect at once."""
+        if not self.closed:
+            await self._close(CLOSE_RESTARTING)
 
     # --- outbound helpers ----------------------------------------------------------------
 
@@ -342,3 +355,42 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
 
 def _now() -> str:
     return iso_utc(timezone.now()) or ""
+
+
+# --- process-wide jobs, one per hub rather than one per socket ------------------------
+
+
+@on_new_hub
+def _refresh_presence_of_local_sockets(hub: Hub) -> None:
+    async def refresh() -> None:
+        presence = get_presence()
+        for follower in hub.followers():
+            if isinstance(follower, LeaderboardConsumer) and follower.games:
+                await presence.refresh(
+                    game_ids=list(follower.games),
+                    user_id=follower.user_id,
+                    channel=follower.socket_id,
+                )
+
+    hub.every(REFRESH_SECONDS, refresh)
+
+
+@on_new_hub
+def _close_with_1012_on_shutdown(hub: Hub) -> None:
+    """Under daphne, close every local socket with 1012 before the reactor
+    drops the connections, so clients reconnect at once and resume."""
+    import sys
+
+    if "twisted.internet.reactor" not in sys.modules:
+        return  # not running under daphne (tests, other servers)
+    from twisted.internet import defer, reactor
+
+    def notify() -> defer.Deferred:
+        async def close_all() -> None:
+            sockets = [f for f in hub.followers() if isinstance(f, LeaderboardConsumer)]
+            await asyncio.gather(*(s.restart_notice() for s in sockets), return_exceptions=True)
+            await asyncio.sleep(0.2)  # let the close frames reach the wire
+
+        return defer.Deferred.fromFuture(asyncio.ensure_future(close_all()))
+
+    reactor.addSystemEventTrigger("before", "shutdown", notify)

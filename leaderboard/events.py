@@ -1,8 +1,9 @@
 """The only module that talks to the channel layer.
 
-Game events are encoded once and sent to the game's group; every socket in
-the group writes the same text. Per-user messages go to the user's group,
-which every socket of that user joins on connect.
+Game events are encoded once and sent to the game's group; every process
+with sockets following the game receives the message once (leaderboard.fanout)
+and writes the same text to each of them. Per-user messages go to the user's
+group and carry `user_id`, which is how the hub routes them.
 """
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ def deliver_game_events(event_ids: Iterable[int]) -> None:
 
 
 def notify_participant_removed(*, game_id: int, user_id: int) -> None:
-    _group_send(user_group(user_id), {"type": "game.removed", "game_id": game_id})
+    _group_send(
+        user_group(user_id), {"type": "game.removed", "user_id": user_id, "game_id": game_id}
+    )
 
 
 def close_user_sockets(*, user_id: int) -> None:
     """Close every socket of the user, on every process (sign-out)."""
-    _group_send(user_group(user_id), {"type": "user.signed_out"})
+    _group_send(user_group(user_id), {"type": "user.signed_out", "user_id": user_id})
 
 
 # --- frames without seq (presence, reactions), sent from the event loop --------

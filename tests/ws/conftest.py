@@ -21,6 +21,7 @@ from accounts.tickets import ticket_issue
 from config.asgi import application
 from games.models import Game
 from leaderboard import presence, reactions
+from leaderboard.fanout import close_hub
 from tests.factories import GameFactory, ParticipantFactory, UserFactory, make_ceremony, pick_all
 
 ORIGIN = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
@@ -107,6 +108,8 @@ async def connect() -> AsyncIterator[Connect]:
     yield open_socket
     for communicator in opened:
         await communicator.disconnect()
+    # The process-wide fan-out hub outlives its sockets; this loop ends here.
+    await close_hub()
     # Test code's own ORM calls ran in asgiref's thread-sensitive thread.
     await database_sync_to_async(connections.close_all)()
 
