@@ -12,8 +12,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from config import daphne_close_codes  # noqa: E402
 from leaderboard.auth import TicketAuthMiddleware  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
+
+daphne_close_codes.install()
 
 application = ProtocolTypeRouter(
     {

@@ -228,3 +228,69 @@ async def test_300_sockets_at_once_then_one_reveal_reaches_all(stack):
         )
     finally:
         await close_all(*sockets)
+
+
+async def test_real_daphne_sends_the_contracts_close_codes_and_refuses_foreign_origins(stack):
+    """Over a real daphne: an oversized frame closes with 1009 (autobahn's
+    own sendClose refuses that code: config/daphne_close_codes.py), a binary
+    frame is INVALID_MESSAGE, and a foreign Origin gets HTTP 403."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    party = make_party(stack, "codes", 2, [1])
+    server = stack.servers[0]
+    socket, _ = await joined(server, party.players[1], party.game_id)
+    try:
+        await socket.send(b"\x00\x01")
+        error = (await recv_until(socket, "leaderboard:error"))[-1]
+        assert error["code"] == "INVALID_MESSAGE"
+        await socket.send(json.dumps({"type": "ping", "t": "x" * 5000}))
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await recv(socket)
+        assert socket.close_code == 1009
+    finally:
+        await close_all(socket)
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(
+            f"{server.ws_url}?ticket={ticket(server, party.players[1])}",
+            origin="http://evil.example",
+            proxy=None,
+        )
+    assert refused.value.response.status_code == 403
+    assert "Traceback" not in server.log()
+
+
+async def test_restart_closes_with_1012_and_clients_resume_with_last_seq(stack):
+    """Runs last in this module: it restarts one server process."""
+    party = make_party(stack, "restart", 2, [1, 1])
+    a, b = stack.servers
+    socket, first = await joined(a, party.players[1], party.game_id)
+    try:
+        await asyncio.to_thread(a.stop)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await recv(socket)
+        assert socket.close_code == 1012
+    finally:
+        await close_all(socket)
+    # A reveal while the client is away, through the other process.
+    category_id, _, nominations = party.categories[0]
+    status, body = http(
+        b,
+        "POST",
+        f"/api/categories/{category_id}/winner",
+        token=party.staff_token,
+        body={"nominationId": nominations[1]},
+    )
+    assert status == 200, body
+    await asyncio.to_thread(a.start)
+    again, rejoined = await joined(a, party.players[1], party.game_id, lastSeq=first["seq"])
+    try:
+        assert rejoined["recovered"] is True
+        missed = [await recv(again) for _ in range(rejoined["seq"] - first["seq"])]
+        assert [f["seq"] for f in missed] == list(range(first["seq"] + 1, rejoined["seq"] + 1))
+        assert missed[-1]["type"] == "leaderboard:update"
+        assert missed[-1]["players"][0]["userId"] == party.players[1].id
+    finally:
+        await close_all(again)
