@@ -217,7 +217,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
                 )
             online = await presence.online(game_id=game_id)
             try:
-                joined, replay = await _snapshot(
+                snapshot = await _snapshot(
                     game_id=game_id, last_seq=message.last_seq, online_user_ids=online
                 )
             except Game.DoesNotExist:
@@ -227,10 +227,10 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
                     "GAME_NOT_FOUND", _JOIN_REFUSALS["GAME_NOT_FOUND"], ref=message.ref
                 )
                 return
-            await self._send(joined, ref=message.ref)
-            for frame in replay:
+            await self.send(text_data=snapshot.text(message.ref))
+            for frame in snapshot.replay:
                 await self.send(text_data=events.encode(frame))
-            self.games[game_id] = max(self.games.get(game_id, 0), joined["seq"])
+            self.games[game_id] = max(self.games.get(game_id, 0), snapshot.seq)
         finally:
             held = self.joining.pop(game_id, [])
         for held_message in held:

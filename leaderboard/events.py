@@ -8,7 +8,6 @@ group and carry `user_id`, which is how the hub routes them.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -17,7 +16,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from games.models import GameEvent
-from leaderboard.history import event_payload
+from leaderboard.history import encode, event_payload
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +27,6 @@ def game_group(game_id: int) -> str:
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
-
-
-def encode(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def _group_send(group: str, message: dict[str, Any]) -> None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from accounts.models import User
 from games.formatting import iso_utc
-from games.models import Game, GameEvent, GameParticipant
+from games.models import Game, GameEvent, GameParticipant, GameStatus
 from games.selectors import ceremony_last_revealed
 from leaderboard.selectors import leaderboard_payload
+
+
+def encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_payload(event: GameEvent) -> dict[str, Any]:
@@ -52,24 +60,63 @@ def public_names(user_ids: list[int]) -> list[dict[str, Any]]:
     return [{"userId": pk, "name": users[pk]} for pk in user_ids if pk in users]
 
 
-def join_snapshot(
-    *, game_id: int, last_seq: int | None, online_user_ids: list[int]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A `joined` frame whose (possibly large) leaderboard is encoded once."""
+
+    frame: dict[str, Any]  # every field of `joined` but `leaderboard`
+    leaderboard_text: str
+    replay: list[dict[str, Any]]
+
+    @property
+    def seq(self) -> int:
+        return self.frame["seq"]
+
+    def text(self, ref: str | None = None) -> str:
+        frame = {**self.frame, "ref": ref} if ref is not None else self.frame
+        head = encode(frame)
+        # Splice the shared, already encoded leaderboard into this socket's frame.
+        return f'{head[:-1]},"leaderboard":{self.leaderboard_text}}}'
+
+
+# Per process: game id → (seq, created, payload, encoded text, made at). A
+# burst of joins (thousands of sockets after a restart) then computes and
+# encodes a game's standings once per seq, not once per socket.
+_boards: dict[int, tuple[int, datetime, dict[str, Any], str, float]] = {}
+# While picks are open, standings change without a seq (picks send no event).
+OPEN_BOARD_SECONDS = 2.0
+
+
+def _board(game: Game) -> tuple[dict[str, Any], str]:
+    cached = _boards.get(game.pk)
+    fresh_enough = game.status != GameStatus.OPEN or (
+        cached is not None and time.monotonic() - cached[4] < OPEN_BOARD_SECONDS
+    )
+    # created_at guards against a reused id (test databases are flushed).
+    if cached is not None and cached[:2] == (game.seq, game.created_at) and fresh_enough:
+        return cached[2], cached[3]
+    payload = leaderboard_payload(
+        game=game,
+        seq=game.seq,
+        last_revealed=ceremony_last_revealed(ceremony_id=game.ceremony_id),
+    )
+    text = encode(payload)
+    _boards[game.pk] = (game.seq, game.created_at, payload, text, time.monotonic())
+    return payload, text
+
+
+def join_snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[int]) -> Snapshot:
     """The `joined` frame at the game's current seq, and the events to replay
     after it (empty unless `last_seq` was given and all its successors are kept).
 
     Raises Game.DoesNotExist if the game vanished since the participant check.
     """
     game = Game.objects.get(pk=game_id)
-    leaderboard = leaderboard_payload(
-        game=game,
-        seq=game.seq,
-        last_revealed=ceremony_last_revealed(ceremony_id=game.ceremony_id),
-    )
+    _, leaderboard_text = _board(game)
     replay = None
     if last_seq is not None:
         replay = events_after(game_id=game.pk, last_seq=last_seq, current_seq=game.seq)
-    joined = {
+    frame = {
         "type": "joined",
         "gameId": game.pk,
         "seq": game.seq,
@@ -80,7 +127,6 @@ def join_snapshot(
             "completedAt": iso_utc(game.completed_at),
             "participantCount": GameParticipant.objects.filter(game=game).count(),
         },
-        "leaderboard": leaderboard,
         "online": public_names(online_user_ids),
     }
-    return joined, replay or []
+    return Snapshot(frame=frame, leaderboard_text=leaderboard_text, replay=replay or [])
