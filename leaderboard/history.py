@@ -85,12 +85,13 @@ class Snapshot:
 _boards: dict[int, tuple[int, datetime, dict[str, Any], str, float]] = {}
 # While picks are open, standings change without a seq (picks send no event).
 OPEN_BOARD_SECONDS = 2.0
+clock = time.monotonic  # tests replace it
 
 
 def _board(game: Game) -> tuple[dict[str, Any], str]:
     cached = _boards.get(game.pk)
     fresh_enough = game.status != GameStatus.OPEN or (
-        cached is not None and time.monotonic() - cached[4] < OPEN_BOARD_SECONDS
+        cached is not None and clock() - cached[4] < OPEN_BOARD_SECONDS
     )
     # created_at guards against a reused id (test databases are flushed).
     if cached is not None and cached[:2] == (game.seq, game.created_at) and fresh_enough:
@@ -101,7 +102,7 @@ def _board(game: Game) -> tuple[dict[str, Any], str]:
         last_revealed=ceremony_last_revealed(ceremony_id=game.ceremony_id),
     )
     text = encode(payload)
-    _boards[game.pk] = (game.seq, game.created_at, payload, text, time.monotonic())
+    _boards[game.pk] = (game.seq, game.created_at, payload, text, clock())
     return payload, text
 
 

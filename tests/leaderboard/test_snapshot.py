@@ -58,11 +58,13 @@ def test_open_game_board_is_recomputed_after_a_short_while(monkeypatch):
     holds for OPEN_BOARD_SECONDS."""
     game = GameFactory(ceremony=make_ceremony(categories=1))
     assert game.status == GameStatus.OPEN
-    clock = iter([100.0, 100.5, 103.0, 103.0])
-    monkeypatch.setattr(history.time, "monotonic", lambda: next(clock))
+    now = [100.0]
+    monkeypatch.setattr(history, "clock", lambda: now[0])
     first = history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
     pick_all(game, game.host)
+    now[0] = 101.5
     cached = history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
     assert cached.leaderboard_text == first.leaderboard_text
+    now[0] = 102.5
     later = history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
     assert json.loads(later.leaderboard_text)["players"][0]["userId"] == game.host_id
