@@ -55,6 +55,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._periodic: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         self._closing = False
+        # group → done when this process's group_add for it has completed
+        self._joining: dict[str, asyncio.Future[None]] = {}
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -118,7 +120,16 @@ class Hub:
         first = not local
         local.add(follower)
         if first:
-            await self.layer.group_add(group, self.channel)
+            joined = self._joining[group] = asyncio.get_running_loop().create_future()
+            try:
+                await self.layer.group_add(group, self.channel)
+            finally:
+                del self._joining[group]
+                joined.set_result(None)
+        elif group in self._joining:
+            # Another socket is adding this process to the group right now: a
+            # snapshot taken before that completes could miss an event.
+            await asyncio.shield(self._joining[group])
 
     async def _unfollow(
         self, table: dict[int, set[Follower]], group: str, key: int, follower: Follower
