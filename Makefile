@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test install lint bench bench-standings bench-fanout clean
+.PHONY: run test install lint bench bench-standings bench-fanout bench-live clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,13 +37,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: bench-standings bench-fanout
+bench: bench-standings bench-fanout bench-live
 
 bench-standings: $(STAMP)
 	$(BIN)/python bench/standings.py
 
 bench-fanout: $(STAMP)
 	$(BIN)/python bench/fanout.py
+
+# The live page applying a 1,000-player leaderboard:update, timed in Chromium.
+bench-live: $(STAMP)
+	$(BIN)/pytest tests/browser/test_live_board.py -k 1000_player -s -q
 
 clean:
 	rm -rf $(VENV) db.sqlite3 test-artifacts

@@ -1,3 +1,13 @@
-from django.urls import URLPattern
+"""Page routes (CONTRACT §5), included at the site root."""
 
-urlpatterns: list[URLPattern] = []
+from django.urls import path
+
+from games import pages
+
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("join/<str:code>", pages.join, name="join"),
+    path("games/<int:game_id>/picks", pages.picks, name="picks"),
+    path("games/<int:game_id>/live", pages.live, name="live"),
+    path("games/<int:game_id>/host", pages.host, name="host"),
+]

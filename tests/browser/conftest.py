@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext
@@ -115,9 +116,25 @@ def _http(method: str, url: str, body: dict | None = None, token: str = "") -> d
         return json.loads(response.read() or b"null")
 
 
+def _own_redis_url() -> str:
+    """REDIS_URL moved to a logical database of the browser suite's own.
+
+    A LiveStack flushes its Redis database when it starts, and the channel
+    layer's group and presence keys are named by game id (every fresh stack
+    has a game 1): other suites running at the same time on the same database
+    would wipe or mix in our groups. Still the real Redis, just not shared.
+    """
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        return ""
+    parsed = urlparse(url)
+    db = int(parsed.path.lstrip("/") or 0)
+    return urlunparse(parsed._replace(path=f"/{(db + 11) % 16}"))
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    stack = LiveStack(processes=1)
+    stack = LiveStack(processes=1, redis_url=_own_redis_url())
     stack.start()
     try:
         stack.create_user("boss", PASSWORD, staff=True, display_name="The Boss")

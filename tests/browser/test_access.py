@@ -189,3 +189,81 @@ def test_staff_mark_a_winner_and_undo_it_on_the_host_page(
     expect(page.locator("[data-category-pill]").first).to_have_text("Best Picture")
     category = site.api("GET", f"/api/ceremonies/{ceremony}")["categories"][0]
     assert category["isRevealed"] is False and category["winnerId"] is None
+
+
+# A WebSocket stand-in the test drives by hand: open, deliver frames, close.
+FAKE_SOCKET = """
+window.sockets = [];
+window.WebSocket = class {
+  static OPEN = 1;
+  constructor(url) { this.url = url; this.readyState = 0; this.sent = []; sockets.push(this); }
+  send(text) { this.sent.push(JSON.parse(text)); }
+  close() {}
+  recv(frame) { this.readyState = 1; this.onmessage({ data: JSON.stringify(frame) }); }
+  drop(code) { this.readyState = 3; this.onclose({ code }); }
+};
+window.events = [];
+window.states = [];
+window.live = new LiveSocket({
+  onEvent: (frame) => events.push(frame),
+  onState: (state) => states.push(state),
+});
+live.follow(7, 10);
+"""
+
+
+def test_the_socket_client_resumes_by_seq_and_backs_off(site: Site, context: BrowserContext):
+    page = context.new_page()
+    page.goto(f"{site.url}/")  # any page of the site: the test brings its own socket
+    page.add_script_tag(url="/static/js/socket.js")
+    page.evaluate(FAKE_SOCKET)
+    js = page.evaluate
+    assert js("sockets.length") == 1 and js("states") == ["connecting"]
+    assert js("sockets[0].url").endswith("/ws/")
+
+    js("sockets[0].recv({type: 'hello', userId: 1})")
+    assert js("states.at(-1)") == "live"
+    assert js("sockets[0].sent") == [{"type": "join", "gameId": 7, "lastSeq": 10}]
+
+    def deliver(frame: str) -> None:
+        js(f"sockets.at(-1).recv({frame})")
+
+    deliver("{type: 'joined', gameId: 7, seq: 12}")
+    deliver("{type: 'leaderboard:update', gameId: 7, seq: 12}")  # already covered
+    deliver("{type: 'leaderboard:update', gameId: 7, seq: 13}")
+    deliver("{type: 'game:status', gameId: 7, seq: 15}")  # 14 is missing: resume
+    deliver("{type: 'leaderboard:update', gameId: 7, seq: 16}")  # resuming: dropped
+    assert js("sockets[0].sent.at(-1)") == {"type": "join", "gameId": 7, "lastSeq": 13}
+    deliver("{type: 'joined', gameId: 7, seq: 16}")
+    deliver("{type: 'reaction:broadcast', gameId: 7, reactions: []}")
+    deliver("{type: 'leaderboard:update', gameId: 8, seq: 1}")  # not followed
+    deliver("{type: 'leaderboard:update', gameId: 7, seq: 17}")
+    assert js("events.map(e => e.type + ':' + (e.seq ?? '-'))") == [
+        "joined:12",
+        "leaderboard:update:13",
+        "joined:16",
+        "reaction:broadcast:-",
+        "leaderboard:update:17",
+    ]
+
+    # A dropped connection retries after 0.5-1 s, then 1-2 s (jittered backoff).
+    js("sockets.at(-1).drop(1006)")
+    assert js("states.at(-1)") == "connecting" and js("sockets.length") == 1
+    page.wait_for_timeout(1100)
+    assert js("sockets.length") == 2
+    js("sockets.at(-1).drop(1006)")
+    page.wait_for_timeout(900)
+    assert js("sockets.length") == 2
+    page.wait_for_timeout(1300)
+    assert js("sockets.length") == 3
+    # Back: it joins again from the last seq it applied.
+    js("sockets.at(-1).recv({type: 'hello', userId: 1})")
+    assert js("sockets.at(-1).sent") == [{"type": "join", "gameId": 7, "lastSeq": 17}]
+
+    # 1012 (server restart) reconnects at once; 4401 goes to sign in.
+    js("sockets.at(-1).drop(1012)")
+    assert js("sockets.length") == 4
+    js("sockets.at(-1).recv({type: 'hello', userId: 1})")
+    with page.expect_navigation():
+        js("sockets.at(-1).drop(4401)")
+    assert page.url == f"{site.url}/?next=/"

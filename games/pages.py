@@ -1,0 +1,240 @@
+"""Server-rendered pages (CONTRACT §5): the first paint comes from the ORM,
+then the small JS client in static/js/ talks to the API and the socket.
+
+Initial data reaches the browser only through `json_script`, never as
+hand-built JavaScript, and names are only ever inserted as text.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+from urllib.parse import quote
+
+import segno
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.safestring import mark_safe
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from games import errors
+from games.formatting import iso_utc
+from games.models import Category, Ceremony, Game, GameParticipant, GameStatus, Pick
+from games.selectors import ceremony_last_revealed
+from games.services import game_lock_if_due
+from leaderboard.selectors import leaderboard_payload
+
+# The same words as static/js/api.js (setStatusChip), so a page never changes
+# its wording once the socket takes over.
+STATUS_LABELS = {
+    GameStatus.SETUP: "Setup",
+    GameStatus.OPEN: "Picks open",
+    GameStatus.LIVE: "Picks locked",
+    GameStatus.COMPLETED: "Final results",
+}
+
+
+def _me(request: HttpRequest) -> dict[str, Any]:
+    user = request.user
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "displayName": user.public_name,
+        "isStaff": user.is_staff,
+    }
+
+
+def _error_page(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    return render(
+        request,
+        "pages/error.html",
+        {"title": title, "message": message, "status": status},
+        status=status,
+    )
+
+
+def _game_json(game: Game, user_id: int) -> dict[str, Any]:
+    return {
+        "id": game.pk,
+        "name": game.name,
+        "ceremonyId": game.ceremony_id,
+        "status": game.status,
+        "picksLockAt": iso_utc(game.picks_lock_at),
+        "completedAt": iso_utc(game.completed_at),
+        "isHost": game.host_id == user_id,
+        "seq": game.seq,
+    }
+
+
+def _categories_json(ceremony_id: int) -> list[dict[str, Any]]:
+    """Categories with nominees; `winnerId` is null until revealed (never leaks)."""
+    categories = Category.objects.filter(ceremony_id=ceremony_id).prefetch_related("nominations")
+    return [
+        {
+            "id": category.pk,
+            "name": category.name,
+            "order": category.order,
+            "points": category.points,
+            "isRevealed": category.is_revealed,
+            "winnerId": category.winner_id,
+            "nominations": [
+                {
+                    "id": nomination.pk,
+                    "title": nomination.title,
+                    "subtitle": nomination.subtitle,
+                    "imageUrl": nomination.image_url,
+                }
+                for nomination in category.nominations.all()
+            ],
+        }
+        for category in categories
+    ]
+
+
+def _pick_counts(game_id: int) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    rows = Pick.objects.filter(game_id=game_id).values("category_id", "nomination_id")
+    for row in rows.annotate(n=Count("id")).order_by():
+        counts[str(row["category_id"])][str(row["nomination_id"])] = row["n"]
+    return counts
+
+
+def _load_game(
+    request: HttpRequest, game_id: int, *, staff_ok: bool = False
+) -> Game | HttpResponse:
+    """The game, locked first if its lock time passed; or the 404/403 page.
+
+    Players and the host may open a game's pages; staff only where `staff_ok`
+    (the host page: staff mark winners for every game of a ceremony)."""
+    try:
+        game = game_lock_if_due(game_id=game_id)
+    except errors.NotFound:
+        return _error_page(request, 404, "Game not found", "There is no game with that link.")
+    is_player = GameParticipant.objects.filter(game=game, user=request.user).exists()
+    if not (is_player or game.host_id == request.user.pk or (staff_ok and request.user.is_staff)):
+        return _error_page(
+            request,
+            403,
+            "Not your game",
+            "You are not a player in this game. Ask the host for the access code to join.",
+        )
+    return game
+
+
+@ensure_csrf_cookie
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return render(request, "pages/signin.html", {"next": _safe_next(request)})
+    # A subquery, not a join on participants: a join would count only my row.
+    mine = GameParticipant.objects.filter(user=request.user).values("game_id")
+    games = list(
+        Game.objects.filter(pk__in=mine)
+        .select_related("ceremony")
+        .annotate(players=Count("participants"))
+        .order_by("-created_at", "-id")
+    )
+    ceremonies = Ceremony.objects.all()
+    for game in games:
+        game.status_label = STATUS_LABELS.get(game.status, game.status)
+    return render(
+        request,
+        "pages/home.html",
+        {
+            "games": games,
+            "data": {
+                "me": _me(request),
+                "ceremonies": [{"id": c.pk, "name": c.name} for c in ceremonies],
+            },
+        },
+    )
+
+
+def _safe_next(request: HttpRequest) -> str:
+    """Only same-site paths: `?next=//evil.example` must not become a redirect."""
+    target = request.GET.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+@ensure_csrf_cookie
+def join(request: HttpRequest, code: str) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return render(request, "pages/signin.html", {"next": f"/join/{quote(code)}", "code": code})
+    return render(request, "pages/join.html", {"code": code, "data": {"accessCode": code}})
+
+
+@login_required
+@ensure_csrf_cookie
+def picks(request: HttpRequest, game_id: int) -> HttpResponse:
+    game = _load_game(request, game_id)
+    if isinstance(game, HttpResponse):
+        return game
+    my_picks = Pick.objects.filter(game=game, user=request.user).values_list(
+        "category_id", "nomination_id"
+    )
+    data = {
+        "me": _me(request),
+        "game": _game_json(game, request.user.pk),
+        "categories": _categories_json(game.ceremony_id),
+        "picks": {str(category_id): nomination_id for category_id, nomination_id in my_picks},
+    }
+    return render(request, "pages/picks.html", {"game": game, "data": data})
+
+
+@login_required
+@ensure_csrf_cookie
+def live(request: HttpRequest, game_id: int) -> HttpResponse:
+    game = _load_game(request, game_id)
+    if isinstance(game, HttpResponse):
+        return game
+    # seq is read before the standings, so the snapshot is at least as new as
+    # seq and the events the socket replays after it can only move it forward.
+    board = leaderboard_payload(
+        game=game, seq=game.seq, last_revealed=ceremony_last_revealed(ceremony_id=game.ceremony_id)
+    )
+    data = {
+        "me": _me(request),
+        "game": _game_json(game, request.user.pk),
+        "leaderboard": board,
+        "participantCount": GameParticipant.objects.filter(game=game).count(),
+        "reactions": settings.ENVELOPE_REACTIONS,
+    }
+    tv = request.GET.get("tv") == "1"
+    return render(
+        request,
+        "pages/live.html",
+        {"game": game, "data": data, "tv": tv, "reactions": settings.ENVELOPE_REACTIONS},
+    )
+
+
+@login_required
+@ensure_csrf_cookie
+def host(request: HttpRequest, game_id: int) -> HttpResponse:
+    game = _load_game(request, game_id, staff_ok=True)
+    if isinstance(game, HttpResponse):
+        return game
+    is_host = game.host_id == request.user.pk
+    if not (is_host or request.user.is_staff):
+        return _error_page(
+            request, 403, "Hosts only", "Only the host of this game and staff can open this page."
+        )
+    join_url = request.build_absolute_uri(f"/join/{game.access_code}")
+    # segno renders the SVG from the URL alone; nothing user-written reaches it.
+    qr_svg = mark_safe(segno.make(join_url, error="m").svg_inline(scale=5, dark="#0b1633"))
+    data = {
+        "me": _me(request),
+        "game": {**_game_json(game, request.user.pk), "accessCode": game.access_code},
+        "categories": _categories_json(game.ceremony_id),
+        "pickCounts": _pick_counts(game.pk),
+        "joinUrl": join_url,
+        "canReveal": request.user.is_staff,
+    }
+    return render(
+        request,
+        "pages/host.html",
+        {"game": game, "data": data, "join_url": join_url, "qr_svg": qr_svg, "is_host": is_host},
+    )

@@ -1,0 +1,127 @@
+// Envelope: the shared helpers every page loads first. No dependencies, no build.
+"use strict";
+
+(function () {
+  function cookie(name) {
+    const prefix = name + "=";
+    for (const part of document.cookie.split(";")) {
+      const item = part.trim();
+      if (item.startsWith(prefix)) return decodeURIComponent(item.slice(prefix.length));
+    }
+    return "";
+  }
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  // JSON over /api/ with the session cookie; unsafe methods carry the CSRF token.
+  async function request(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET") headers["X-CSRFToken"] = cookie("csrftoken");
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new ApiError(0, "NETWORK", "Could not reach the server. Check your connection.");
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = null;
+    }
+    if (!response.ok) {
+      const error = (data && data.error) || {};
+      throw new ApiError(
+        response.status,
+        error.code || "HTTP_" + response.status,
+        error.message || "Something went wrong (" + response.status + ")."
+      );
+    }
+    return data;
+  }
+
+  function initialData() {
+    const node = document.getElementById("initial-data");
+    return node ? JSON.parse(node.textContent) : {};
+  }
+
+  // Elements are built with textContent only: names never pass through HTML.
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  // A stable hue per player, so a player's reactions always have the same colour.
+  function hue(userId) {
+    let h = 2166136261;
+    const s = String(userId);
+    for (let i = 0; i < s.length; i++) {
+      h ^= s.charCodeAt(i);
+      h = Math.imul(h, 16777619);
+    }
+    return Math.abs(h) % 360;
+  }
+
+  function signInUrl() {
+    // Slashes stay readable, as in Django's own login redirect.
+    const path = location.pathname + location.search;
+    return "/?next=" + encodeURIComponent(path).replace(/%2F/g, "/");
+  }
+
+  function setStatusChip(node, status) {
+    if (!node) return;
+    const labels = {
+      SETUP: "Setup",
+      OPEN: "Picks open",
+      LIVE: "Picks locked",
+      COMPLETED: "Final results",
+    };
+    node.textContent = labels[status] || status;
+    node.className = "status status-" + String(status).toLowerCase();
+  }
+
+  function setConnection(node, state) {
+    if (!node) return;
+    const labels = { live: "Live", connecting: "Connecting…", offline: "Offline" };
+    node.setAttribute("data-connection", state);
+    node.textContent = labels[state] || state;
+  }
+
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-signout]");
+    if (!button) return;
+    button.disabled = true;
+    try {
+      await request("POST", "/api/auth/logout");
+    } catch (err) {
+      // Signed out already (or the session expired): the home page shows sign-in either way.
+    }
+    location.assign("/");
+  });
+
+  window.envelope = {
+    ApiError,
+    request,
+    initialData,
+    el,
+    hue,
+    signInUrl,
+    setStatusChip,
+    setConnection,
+  };
+})();
