@@ -28,6 +28,7 @@ from games.formatting import iso_utc
 from games.models import Game, GameParticipant
 from games.services import game_lock_if_due
 from leaderboard import events, reactions
+from leaderboard import presence as presence_module
 from leaderboard.fanout import Hub, get_hub, on_new_hub
 from leaderboard.history import join_snapshot
 from leaderboard.presence import REFRESH_SECONDS, get_presence
@@ -236,12 +237,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         for held_message in held:
             await self.game_message(held_message)
         if first_tab:
-            await events.send_presence_diff(
-                game_id=game_id,
-                joins=[{"userId": self.user_id, "name": self.name}],
-                leaves=[],
-                online_count=len(online),
-            )
+            presence_module.diffs.add(game_id, user_id=self.user_id, name=self.name, joined=True)
 
     async def _leave(self, message: Inbound) -> None:
         game_id = message.game_id
@@ -276,12 +272,8 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
                 game_id=game_id, user_id=self.user_id, channel=self.socket_id
             )
             if last_tab:
-                online = await presence.online(game_id=game_id)
-                await events.send_presence_diff(
-                    game_id=game_id,
-                    joins=[],
-                    leaves=[{"userId": self.user_id, "name": self.name}],
-                    online_count=len(online),
+                presence_module.diffs.add(
+                    game_id, user_id=self.user_id, name=self.name, joined=False
                 )
         except Exception:
             logger.exception("leaving game %s failed", game_id)

@@ -179,3 +179,49 @@ def get_presence() -> PresenceStore:
     if _store is None:
         _store = RedisPresence(settings.REDIS_URL) if settings.REDIS_URL else MemoryPresence()
     return _store
+
+
+# --- batching diffs -------------------------------------------------------------
+
+# A burst of N sockets joining one game would otherwise send N diffs to N
+# sockets (N² frames); within a window the diffs of a game become one frame.
+DIFF_SECONDS = 0.5
+
+
+class DiffBatcher:
+    """Collects a game's joins and leaves in this process and sends one
+    `presence:diff` per window, with the online count read at send time."""
+
+    def __init__(self, window: float = DIFF_SECONDS) -> None:
+        self.window = window
+        # game id → user id → (name, +1 joined / -1 left, net over the window)
+        self._pending: dict[int, dict[int, tuple[str, int]]] = {}
+        self._flushers: dict[int, asyncio.Task[None]] = {}
+
+    def add(self, game_id: int, *, user_id: int, name: str, joined: bool) -> None:
+        changes = self._pending.setdefault(game_id, {})
+        _, net = changes.get(user_id, (name, 0))
+        changes[user_id] = (name, net + (1 if joined else -1))
+        task = self._flushers.get(game_id)
+        # A flusher from a loop that is gone (tests run one loop each) never runs.
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            self._flushers[game_id] = asyncio.create_task(self._flush_later(game_id))
+
+    async def _flush_later(self, game_id: int) -> None:
+        from leaderboard import events
+
+        await asyncio.sleep(self.window)
+        changes = self._pending.pop(game_id, {})
+        self._flushers.pop(game_id, None)
+        # A user who joined and left within the window (or the reverse) nets out.
+        joins = [{"userId": u, "name": n} for u, (n, net) in changes.items() if net > 0]
+        leaves = [{"userId": u, "name": n} for u, (n, net) in changes.items() if net < 0]
+        if not joins and not leaves:
+            return
+        online = await get_presence().online(game_id=game_id)
+        await events.send_presence_diff(
+            game_id=game_id, joins=joins, leaves=leaves, online_count=len(online)
+        )
+
+
+diffs = DiffBatcher()

@@ -23,7 +23,8 @@ from leaderboard.selectors import game_standings
 
 logger = logging.getLogger(__name__)
 
-BATCH_SECONDS = 0.15
+# 0.25 s: at most 4 reaction frames per second per process reach a socket.
+BATCH_SECONDS = 0.25
 RANK_CACHE_SECONDS = 2.0
 # Per socket (CONTRACT §4): a burst of 10, then 1 per second.
 BURST = 10

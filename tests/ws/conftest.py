@@ -39,6 +39,8 @@ def _fresh_realtime_state(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(presence, "_store", None)
     monkeypatch.setattr(reactions, "ranks", reactions.RankCache())
     monkeypatch.setattr(reactions, "batcher", reactions.ReactionBatcher())
+    # Short windows keep the tests quick; batching itself is tested with its own.
+    monkeypatch.setattr(presence, "diffs", presence.DiffBatcher(window=0.05))
 
 
 class Socket:

@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 
 from games.models import Category
 from games.services import category_reveal
+from leaderboard import presence
 from leaderboard.presence import TTL_SECONDS, MemoryPresence
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,8 +99,11 @@ async def test_reaction_broadcast_reaches_everyone_with_rank(hello, party):
     host, player = await hello(party.host), await hello(party.player)
     await host.join(party.game.pk)
     await player.join(party.game.pk)
-    await host.recv_until("presence:diff")
-    await host.recv_until("presence:diff")
+    # Diffs within one window are batched: wait until the host has seen both.
+    seen: set[int] = set()
+    while seen != {party.host.pk, party.player.pk}:
+        diff = (await host.recv_until("presence:diff"))[-1]
+        seen |= {join["userId"] for join in diff["joins"]}
     await player.recv_until("presence:diff")
     await player.send({"type": "reaction:send", "gameId": party.game.pk, "emoji": "🔥"})
     await host.send({"type": "reaction:send", "gameId": party.game.pk, "emoji": "🍿"})
@@ -132,3 +136,20 @@ async def test_reaction_rank_is_null_off_the_board(hello, party):
     await player.send({"type": "reaction:send", "gameId": party.game.pk, "emoji": "💀"})
     frame = await player.recv()
     assert frame["reactions"][0]["rank"] is None
+
+
+async def test_presence_diffs_of_a_burst_are_batched_into_one_frame(hello, party, monkeypatch):
+    """N sockets joining at once must not become N diffs to N sockets."""
+    monkeypatch.setattr(presence, "diffs", presence.DiffBatcher(window=0.3))
+    host = await hello(party.host)
+    await host.join(party.game.pk)
+    assert (await host.recv_until("presence:diff"))[-1]["joins"] == [
+        {"userId": party.host.pk, "name": party.host.display_name}
+    ]
+    player_tabs = [await hello(party.player) for _ in range(3)]
+    for tab in player_tabs:
+        await tab.join(party.game.pk)
+    diff = (await host.recv_until("presence:diff"))[-1]
+    assert diff["joins"] == [{"userId": party.player.pk, "name": party.player.display_name}]
+    assert diff["leaves"] == [] and diff["onlineCount"] == 2
+    assert await host.nothing(0.5)
