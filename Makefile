@@ -30,7 +30,7 @@ run: $(STAMP)
 # The whole suite. With DATABASE_URL / REDIS_URL set it runs on PostgreSQL and Redis.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python manage.py makemigrations --check --dry-run > /dev/null
+	DJANGO_SETTINGS_MODULE=config.settings_test $(BIN)/python manage.py makemigrations --check --dry-run > /dev/null
 	$(BIN)/pytest
 
 lint: $(STAMP)
