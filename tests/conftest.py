@@ -99,3 +99,10 @@ def api_for():
         return client
 
     return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API keeps an event loop
+    running in the main thread while its session fixture lives, and async
+    tests collected after it could not start their own."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
