@@ -7,7 +7,6 @@ hand-built JavaScript, and names are only ever inserted as text.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 from urllib.parse import quote
 
@@ -20,10 +19,11 @@ from django.shortcuts import render
 from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from games import errors
+from games import errors, selectors
 from games.formatting import iso_utc
-from games.models import Category, Ceremony, Game, GameParticipant, GameStatus, Pick
+from games.models import Ceremony, Game, GameParticipant, GameStatus, Pick
 from games.selectors import ceremony_last_revealed
+from games.serializers import category_json
 from games.services import game_lock_if_due
 from leaderboard.selectors import leaderboard_payload
 
@@ -70,36 +70,10 @@ def _game_json(game: Game, user_id: int) -> dict[str, Any]:
 
 
 def _categories_json(ceremony_id: int) -> list[dict[str, Any]]:
-    """Categories with nominees; `winnerId` is null until revealed (never leaks)."""
-    categories = Category.objects.filter(ceremony_id=ceremony_id).prefetch_related("nominations")
+    """The API's category shape; `winnerId` is null until revealed."""
     return [
-        {
-            "id": category.pk,
-            "name": category.name,
-            "order": category.order,
-            "points": category.points,
-            "isRevealed": category.is_revealed,
-            "winnerId": category.winner_id,
-            "nominations": [
-                {
-                    "id": nomination.pk,
-                    "title": nomination.title,
-                    "subtitle": nomination.subtitle,
-                    "imageUrl": nomination.image_url,
-                }
-                for nomination in category.nominations.all()
-            ],
-        }
-        for category in categories
+        category_json(c) for c in selectors.ceremony_get(ceremony_id=ceremony_id).categories.all()
     ]
-
-
-def _pick_counts(game_id: int) -> dict[str, dict[str, int]]:
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    rows = Pick.objects.filter(game_id=game_id).values("category_id", "nomination_id")
-    for row in rows.annotate(n=Count("id")).order_by():
-        counts[str(row["category_id"])][str(row["nomination_id"])] = row["n"]
-    return counts
 
 
 def _load_game(
@@ -229,7 +203,7 @@ def host(request: HttpRequest, game_id: int) -> HttpResponse:
         "me": _me(request),
         "game": {**_game_json(game, request.user.pk), "accessCode": game.access_code},
         "categories": _categories_json(game.ceremony_id),
-        "pickCounts": _pick_counts(game.pk),
+        "pickCounts": selectors.game_pick_counts(game_id=game.pk),
         "joinUrl": join_url,
         "canReveal": request.user.is_staff,
     }
