@@ -237,7 +237,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         for held_message in held:
             await self.game_message(held_message)
         if first_tab:
-            presence_module.diffs.add(game_id, user_id=self.user_id, name=self.name, joined=True)
+            presence_module.diffs.add(game_id, user_id=self.user_id, name=self.name)
 
     async def _leave(self, message: Inbound) -> None:
         game_id = message.game_id
@@ -272,9 +272,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
                 game_id=game_id, user_id=self.user_id, channel=self.socket_id
             )
             if last_tab:
-                presence_module.diffs.add(
-                    game_id, user_id=self.user_id, name=self.name, joined=False
-                )
+                presence_module.diffs.add(game_id, user_id=self.user_id, name=self.name)
         except Exception:
             logger.exception("leaving game %s failed", game_id)
 

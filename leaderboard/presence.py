@@ -189,19 +189,24 @@ DIFF_SECONDS = 0.5
 
 
 class DiffBatcher:
-    """Collects a game's joins and leaves in this process and sends one
-    `presence:diff` per window, with the online count read at send time."""
+    """Collects which users of a game joined or left in this process and sends
+    one `presence:diff` per window.
+
+    The diff states each changed user as they are when it is sent (a join if
+    online, else a leave), never a net of the window's changes: a user who
+    left and came back within the window (a page navigation) is still
+    announced, since a socket that joined in between may not have them yet.
+    Clients apply joins and leaves idempotently.
+    """
 
     def __init__(self, window: float = DIFF_SECONDS) -> None:
         self.window = window
-        # game id → user id → (name, +1 joined / -1 left, net over the window)
-        self._pending: dict[int, dict[int, tuple[str, int]]] = {}
+        # game id → user id → name, for users whose presence changed
+        self._pending: dict[int, dict[int, str]] = {}
         self._flushers: dict[int, asyncio.Task[None]] = {}
 
-    def add(self, game_id: int, *, user_id: int, name: str, joined: bool) -> None:
-        changes = self._pending.setdefault(game_id, {})
-        _, net = changes.get(user_id, (name, 0))
-        changes[user_id] = (name, net + (1 if joined else -1))
+    def add(self, game_id: int, *, user_id: int, name: str) -> None:
+        self._pending.setdefault(game_id, {})[user_id] = name
         task = self._flushers.get(game_id)
         # A flusher from a loop that is gone (tests run one loop each) never runs.
         if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
@@ -211,14 +216,13 @@ class DiffBatcher:
         from leaderboard import events
 
         await asyncio.sleep(self.window)
-        changes = self._pending.pop(game_id, {})
+        changed = self._pending.pop(game_id, {})
         self._flushers.pop(game_id, None)
-        # A user who joined and left within the window (or the reverse) nets out.
-        joins = [{"userId": u, "name": n} for u, (n, net) in changes.items() if net > 0]
-        leaves = [{"userId": u, "name": n} for u, (n, net) in changes.items() if net < 0]
-        if not joins and not leaves:
+        if not changed:
             return
-        online = await get_presence().online(game_id=game_id)
+        online = set(await get_presence().online(game_id=game_id))
+        joins = [{"userId": u, "name": n} for u, n in changed.items() if u in online]
+        leaves = [{"userId": u, "name": n} for u, n in changed.items() if u not in online]
         await events.send_presence_diff(
             game_id=game_id, joins=joins, leaves=leaves, online_count=len(online)
         )

@@ -153,3 +153,25 @@ async def test_presence_diffs_of_a_burst_are_batched_into_one_frame(hello, party
     assert diff["joins"] == [{"userId": party.player.pk, "name": party.player.display_name}]
     assert diff["leaves"] == [] and diff["onlineCount"] == 2
     assert await host.nothing(0.5)
+
+
+async def test_a_user_who_leaves_and_returns_within_a_window_is_still_announced(
+    hello, party, monkeypatch
+):
+    """A page navigation (leave, then join again) inside one window must still
+    reach a socket that joined in between and never saw that user."""
+    monkeypatch.setattr(presence, "diffs", presence.DiffBatcher(window=0.4))
+    old_tab = await hello(party.player)
+    await old_tab.join(party.game.pk)
+    await old_tab.recv_until("presence:diff")
+    await old_tab.send({"type": "leave", "gameId": party.game.pk})
+    host = await hello(party.host)
+    joined = await host.join(party.game.pk)
+    new_tab = await hello(party.player)
+    await new_tab.join(party.game.pk)
+    seen = {user["userId"] for user in joined["online"]}
+    while party.player.pk not in seen:
+        diff = (await host.recv_until("presence:diff", wait=3))[-1]
+        seen |= {user["userId"] for user in diff["joins"]}
+        seen -= {user["userId"] for user in diff["leaves"]}
+    assert party.player.pk in seen
