@@ -216,20 +216,11 @@ class CategoryAdmin(admin.ModelAdmin):
 # --- games --------------------------------------------------------------------------
 
 
-class ParticipantInline(admin.TabularInline):
+class ParticipantInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = GameParticipant
     fields = ("user", "joined_at")
     readonly_fields = ("user", "joined_at")
     extra = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class GameAdminForm(forms.ModelForm):
