@@ -8,12 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Set up Django (apps, models) before importing anything that touches them.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config import daphne_close_codes  # noqa: E402
-from leaderboard.auth import TicketAuthMiddleware  # noqa: E402
+from leaderboard.auth import TicketOrSessionAuth  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
 
 daphne_close_codes.install()
@@ -22,8 +21,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            # Session user first; a valid ?ticket= overrides it in the consumer.
-            AuthMiddlewareStack(TicketAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            TicketOrSessionAuth(URLRouter(websocket_urlpatterns))
         ),
     }
 )

@@ -1,4 +1,9 @@
-"""WebSocket ticket authentication (`/ws/?ticket=…`, see accounts.tickets).
+"""WebSocket authentication: `?ticket=…` (see accounts.tickets) or the session.
+
+A valid ticket names the user and the socket skips Channels' session and auth
+middleware altogether: they cost two trips through the database thread per
+connection, and a burst of thousands of connects queued behind them. Without
+a valid ticket, `AuthMiddlewareStack` resolves the session user as usual.
 
 The middleware only decodes the ticket into `scope["ticket_user_id"]`; the
 consumer loads that user from the database after accepting, so a ticket for a
@@ -11,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.middleware import BaseMiddleware
+from channels.auth import AuthMiddlewareStack
 
 from accounts.tickets import ticket_user_id
 
@@ -26,9 +31,15 @@ def scope_ticket_user_id(scope: dict[str, Any]) -> int | None:
     return ticket_user_id(tickets[0]) if tickets else None
 
 
-class TicketAuthMiddleware(BaseMiddleware):
-    """A valid ticket names the user; without one the session user stands."""
+class TicketOrSessionAuth:
+    """ASGI middleware: the ticket's user, else the session's (scope["user"])."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.session_auth = AuthMiddlewareStack(inner)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        scope = dict(scope, ticket_user_id=scope_ticket_user_id(scope))
-        return await super().__call__(scope, receive, send)
+        user_id = scope_ticket_user_id(scope)
+        if user_id is not None:
+            return await self.inner(dict(scope, ticket_user_id=user_id), receive, send)
+        return await self.session_auth(dict(scope, ticket_user_id=None), receive, send)

@@ -2,8 +2,8 @@
 
 Game events are encoded once and sent to the game's group; every process
 with sockets following the game receives the message once (leaderboard.fanout)
-and writes the same text to each of them. Per-user messages go to the user's
-group and carry `user_id`, which is how the hub routes them.
+and writes the same text to each of them. Per-user messages go to every
+process and carry `user_id`, which is how each hub routes them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from games.models import GameEvent
-from leaderboard.history import encode, event_payload
+from leaderboard.history import event_payload
+from leaderboard.protocol import encode
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,10 @@ def game_group(game_id: int) -> str:
     return f"game.{game_id}"
 
 
-def user_group(user_id: int) -> str:
-    return f"user.{user_id}"
+# Per-user messages (sign-out, removal) are rare: they go to one group that
+# every server process joins, and each process routes them by `user_id`. A
+# group per user cost a Redis write for every socket that connected.
+USERS_GROUP = "users"
 
 
 def _group_send(group: str, message: dict[str, Any]) -> None:
@@ -53,14 +56,12 @@ def deliver_game_events(event_ids: Iterable[int]) -> None:
 
 
 def notify_participant_removed(*, game_id: int, user_id: int) -> None:
-    _group_send(
-        user_group(user_id), {"type": "game.removed", "user_id": user_id, "game_id": game_id}
-    )
+    _group_send(USERS_GROUP, {"type": "game.removed", "user_id": user_id, "game_id": game_id})
 
 
 def close_user_sockets(*, user_id: int) -> None:
     """Close every socket of the user, on every process (sign-out)."""
-    _group_send(user_group(user_id), {"type": "user.signed_out", "user_id": user_id})
+    _group_send(USERS_GROUP, {"type": "user.signed_out", "user_id": user_id})
 
 
 # --- frames without seq (presence, reactions), sent from the event loop --------
@@ -104,6 +105,8 @@ async def send_presence_diff(
 
 
 async def send_reactions(*, game_id: int, reactions: list[dict[str, Any]]) -> None:
-    await _send_broadcast(
-        game_id, {"type": "reaction:broadcast", "gameId": game_id, "reactions": reactions}
+    # Not encoded here: each receiving process merges the batches of every
+    # process into one frame (leaderboard.reactions.ReactionPacer).
+    await _agroup_send(
+        game_group(game_id), {"type": "game.reactions", "game_id": game_id, "reactions": reactions}
     )

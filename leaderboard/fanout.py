@@ -3,9 +3,11 @@
 The textbook Channels way puts every socket's own channel in the game's group,
 so one reveal becomes one channel-layer message per socket (2,000 Redis pushes
 and 2,000 pops for a 2,000-socket game). Here the process holds ONE channel;
-it joins a game's (or a user's) group while at least one local socket follows
-that game (or belongs to that user), receives each message once, and hands
-the already encoded text to its local sockets.
+it joins a game's group while at least one local socket follows that game,
+receives each message once, and hands the already encoded text to its local
+sockets. Per-user messages (sign-out, removal) reach every process through
+one group joined at start, and are routed here by `user_id`: connecting a
+socket costs no channel-layer call at all.
 
 The consumer still owns its socket's lifecycle: it checks the participant
 before `follow_game`, filters events by seq, and closes itself. The hub only
@@ -24,12 +26,14 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from leaderboard import events
+from leaderboard.reactions import ReactionPacer
 
 logger = logging.getLogger(__name__)
 
-# Group memberships expire in the channel layer (channels_redis group_expiry);
-# the hub renews its own well before that.
-RENEW_GROUPS_SECONDS = 3600.0
+# The hub renews its group memberships: they expire in the channel layer
+# (channels_redis group_expiry, a day) and vanish if Redis restarts empty; a
+# minute bounds how long a process could then miss its games' messages.
+RENEW_GROUPS_SECONDS = 60.0
 
 
 class Follower(Protocol):
@@ -57,6 +61,8 @@ class Hub:
         self._closing = False
         # group → done when this process's group_add for it has completed
         self._joining: dict[str, asyncio.Future[None]] = {}
+        # Reaction batches from every process, merged per game per window.
+        self.reactions = ReactionPacer(self._deliver_reactions)
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -65,6 +71,7 @@ class Hub:
             if self.channel is not None:
                 return
             self.channel = await self.layer.new_channel(prefix="fanout")
+            await self.layer.group_add(events.USERS_GROUP, self.channel)
             self._tasks.append(asyncio.create_task(self._read()))
             self._tasks.append(asyncio.create_task(self._renew_groups()))
             for interval, job in self._periodic:
@@ -101,22 +108,9 @@ class Hub:
     # --- membership -------------------------------------------------------------
 
     async def follow_game(self, game_id: int, follower: Follower) -> None:
-        await self._follow(self.games, events.game_group(game_id), game_id, follower)
-
-    async def unfollow_game(self, game_id: int, follower: Follower) -> None:
-        await self._unfollow(self.games, events.game_group(game_id), game_id, follower)
-
-    async def follow_user(self, user_id: int, follower: Follower) -> None:
-        await self._follow(self.users, events.user_group(user_id), user_id, follower)
-
-    async def unfollow_user(self, user_id: int, follower: Follower) -> None:
-        await self._unfollow(self.users, events.user_group(user_id), user_id, follower)
-
-    async def _follow(
-        self, table: dict[int, set[Follower]], group: str, key: int, follower: Follower
-    ) -> None:
         await self.start()
-        local = table.setdefault(key, set())
+        group = events.game_group(game_id)
+        local = self.games.setdefault(game_id, set())
         first = not local
         local.add(follower)
         if first:
@@ -131,16 +125,26 @@ class Hub:
             # snapshot taken before that completes could miss an event.
             await asyncio.shield(self._joining[group])
 
-    async def _unfollow(
-        self, table: dict[int, set[Follower]], group: str, key: int, follower: Follower
-    ) -> None:
-        local = table.get(key)
+    async def unfollow_game(self, game_id: int, follower: Follower) -> None:
+        local = self.games.get(game_id)
         if local is None or follower not in local:
             return
         local.discard(follower)
         if not local:
-            del table[key]
-            await self.layer.group_discard(group, self.channel)
+            del self.games[game_id]
+            await self.layer.group_discard(events.game_group(game_id), self.channel)
+
+    async def follow_user(self, user_id: int, follower: Follower) -> None:
+        # Local only: the process already hears every per-user message.
+        await self.start()
+        self.users.setdefault(user_id, set()).add(follower)
+
+    def unfollow_user(self, user_id: int, follower: Follower) -> None:
+        local = self.users.get(user_id)
+        if local is not None:
+            local.discard(follower)
+            if not local:
+                del self.users[user_id]
 
     # --- delivery -------------------------------------------------------------------
 
@@ -161,7 +165,14 @@ class Hub:
                 continue
             await self.dispatch(message)
 
+    async def _deliver_reactions(self, game_id: int, text: str) -> None:
+        await self.dispatch({"type": "game.broadcast", "game_id": game_id, "text": text})
+
     async def dispatch(self, message: dict[str, Any]) -> None:
+        if message["type"] == "game.reactions":
+            if message["game_id"] in self.games:
+                self.reactions.add(message["game_id"], message["reactions"])
+            return
         # Per-user messages carry user_id; everything else is a game's.
         if "user_id" in message:
             targets, handler = self.users.get(message["user_id"], ()), "user_message"
@@ -179,8 +190,7 @@ class Hub:
             await asyncio.sleep(RENEW_GROUPS_SECONDS)
             for game_id in list(self.games):
                 await self.layer.group_add(events.game_group(game_id), self.channel)
-            for user_id in list(self.users):
-                await self.layer.group_add(events.user_group(user_id), self.channel)
+            await self.layer.group_add(events.USERS_GROUP, self.channel)
 
 
 async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:

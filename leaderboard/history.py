@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from accounts.models import User
 from games.formatting import iso_utc
 from games.models import Game, GameEvent, GameParticipant, GameStatus
 from games.selectors import ceremony_last_revealed
+from leaderboard.online import online_text
+from leaderboard.protocol import encode
 from leaderboard.selectors import leaderboard_payload
-
-
-def encode(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_payload(event: GameEvent) -> dict[str, Any]:
@@ -51,21 +47,14 @@ def events_after(*, game_id: int, last_seq: int, current_seq: int) -> list[dict[
     return [event_payload(event) for event in events]
 
 
-def public_names(user_ids: list[int]) -> list[dict[str, Any]]:
-    """`[{userId, name}]` for the given users, in the given order."""
-    users = {
-        row["pk"]: row["display_name"] or row["username"]
-        for row in User.objects.filter(pk__in=user_ids).values("pk", "username", "display_name")
-    }
-    return [{"userId": pk, "name": users[pk]} for pk in user_ids if pk in users]
-
-
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A `joined` frame whose (possibly large) leaderboard is encoded once."""
+    """A `joined` frame whose large parts (the leaderboard, shared by every
+    socket at this seq, and the online list) arrive already encoded."""
 
-    frame: dict[str, Any]  # every field of `joined` but `leaderboard`
+    frame: dict[str, Any]  # every field of `joined` but `leaderboard` and `online`
     leaderboard_text: str
+    online_text: str
     replay: list[dict[str, Any]]
 
     @property
@@ -75,35 +64,50 @@ class Snapshot:
     def text(self, ref: str | None = None) -> str:
         frame = {**self.frame, "ref": ref} if ref is not None else self.frame
         head = encode(frame)
-        # Splice the shared, already encoded leaderboard into this socket's frame.
-        return f'{head[:-1]},"leaderboard":{self.leaderboard_text}}}'
+        # Splice the encoded parts into this socket's frame.
+        return f'{head[:-1]},"leaderboard":{self.leaderboard_text},"online":{self.online_text}}}'
 
 
-# Per process: game id → (seq, created, payload, encoded text, made at). A
-# burst of joins (thousands of sockets after a restart) then computes and
-# encodes a game's standings once per seq, not once per socket.
-_boards: dict[int, tuple[int, datetime, dict[str, Any], str, float]] = {}
+@dataclass(frozen=True, slots=True)
+class _Board:
+    seq: int
+    created_at: datetime
+    text: str  # the encoded leaderboard:update at this seq
+    participant_count: int
+    made_at: float
+
+
+# Per process, per game: a burst of joins (thousands of sockets after a
+# restart) computes and encodes a game's standings once per seq, not once per
+# socket. Joins and removals bump the seq, so the participant count rides along.
+_boards: dict[int, _Board] = {}
 # While picks are open, standings change without a seq (picks send no event).
 OPEN_BOARD_SECONDS = 2.0
 clock = time.monotonic  # tests replace it
 
 
-def _board(game: Game) -> tuple[dict[str, Any], str]:
+def _board(game: Game) -> _Board:
     cached = _boards.get(game.pk)
-    fresh_enough = game.status != GameStatus.OPEN or (
-        cached is not None and clock() - cached[4] < OPEN_BOARD_SECONDS
-    )
     # created_at guards against a reused id (test databases are flushed).
-    if cached is not None and cached[:2] == (game.seq, game.created_at) and fresh_enough:
-        return cached[2], cached[3]
+    if (
+        cached is not None
+        and (cached.seq, cached.created_at) == (game.seq, game.created_at)
+        and (game.status != GameStatus.OPEN or clock() - cached.made_at < OPEN_BOARD_SECONDS)
+    ):
+        return cached
     payload = leaderboard_payload(
         game=game,
         seq=game.seq,
         last_revealed=ceremony_last_revealed(ceremony_id=game.ceremony_id),
     )
-    text = encode(payload)
-    _boards[game.pk] = (game.seq, game.created_at, payload, text, clock())
-    return payload, text
+    board = _boards[game.pk] = _Board(
+        seq=game.seq,
+        created_at=game.created_at,
+        text=encode(payload),
+        participant_count=GameParticipant.objects.filter(game=game).count(),
+        made_at=clock(),
+    )
+    return board
 
 
 def join_snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[int]) -> Snapshot:
@@ -113,7 +117,7 @@ def join_snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[i
     Raises Game.DoesNotExist if the game vanished since the participant check.
     """
     game = Game.objects.get(pk=game_id)
-    _, leaderboard_text = _board(game)
+    board = _board(game)
     replay = None
     if last_seq is not None:
         replay = events_after(game_id=game.pk, last_seq=last_seq, current_seq=game.seq)
@@ -126,8 +130,12 @@ def join_snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[i
             "status": game.status,
             "picksLockAt": iso_utc(game.picks_lock_at),
             "completedAt": iso_utc(game.completed_at),
-            "participantCount": GameParticipant.objects.filter(game=game).count(),
+            "participantCount": board.participant_count,
         },
-        "online": public_names(online_user_ids),
     }
-    return Snapshot(frame=frame, leaderboard_text=leaderboard_text, replay=replay or [])
+    return Snapshot(
+        frame=frame,
+        leaderboard_text=board.text,
+        online_text=online_text(game_id=game.pk, user_ids=online_user_ids),
+        replay=replay or [],
+    )

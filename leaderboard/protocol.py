@@ -50,6 +50,11 @@ class Inbound:
     has_t: bool = False
 
 
+def encode(frame: dict[str, Any]) -> str:
+    """An outbound frame as compact JSON text (encoded once, sent to many)."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
 def error_frame(
     code: str, message: str, *, ref: str | None = None, game_id: int | None = None
 ) -> dict[str, Any]:

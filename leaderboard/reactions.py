@@ -1,29 +1,34 @@
-"""Emoji reactions: ephemeral, never stored, batched per game per process.
+"""Emoji reactions: ephemeral, never stored, batched twice.
 
-Every reaction is sent to its game's group, but a roomful of thumbs must not
-become N² frames: each process collects the reactions its sockets send for a
-game during BATCH_SECONDS and broadcasts them as ONE `reaction:broadcast`.
+A roomful of thumbs must not become N² frames. On the way in, each process
+collects the reactions its sockets send for a game during BATCH_SECONDS and
+sends them to the game's group as one message. On the way out, each process
+merges what it hears from every process (ReactionPacer) into at most one
+`reaction:broadcast` per game per BATCH_SECONDS: a socket gets at most
+1 / BATCH_SECONDS reaction frames a second however many processes there are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
 
 from games.models import Game
 from leaderboard import events
+from leaderboard.protocol import encode
 from leaderboard.selectors import game_standings
 
 logger = logging.getLogger(__name__)
 
-# 0.25 s: at most 4 reaction frames per second per process reach a socket.
+# 0.25 s: at most 4 reaction frames per second reach a socket.
 BATCH_SECONDS = 0.25
 RANK_CACHE_SECONDS = 2.0
 # Per socket (CONTRACT §4): a burst of 10, then 1 per second.
@@ -87,6 +92,41 @@ class ReactionBatcher:
         self._flushers.pop(game_id, None)
         if reactions:
             await events.send_reactions(game_id=game_id, reactions=reactions)
+
+
+class ReactionPacer:
+    """Merges the reaction batches a process hears for a game, from every
+    process, into at most one frame per window, handed to `deliver` encoded."""
+
+    def __init__(
+        self,
+        deliver: Callable[[int, str], Awaitable[None]],
+        window: float = BATCH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.deliver = deliver
+        self.window = window
+        self.clock = clock
+        self._pending: dict[int, list[dict[str, Any]]] = {}
+        self._last_sent: dict[int, float] = {}
+        self._flushers: dict[int, asyncio.Task[None]] = {}
+
+    def add(self, game_id: int, reactions: list[dict[str, Any]]) -> None:
+        self._pending.setdefault(game_id, []).extend(reactions)
+        if game_id not in self._flushers:
+            self._flushers[game_id] = asyncio.create_task(self._flush_when_due(game_id))
+
+    async def _flush_when_due(self, game_id: int) -> None:
+        try:
+            due = self._last_sent.get(game_id, -math.inf) + self.window
+            await asyncio.sleep(max(0.0, due - self.clock()))
+        finally:
+            del self._flushers[game_id]
+        reactions = self._pending.pop(game_id, [])
+        self._last_sent[game_id] = self.clock()
+        if reactions:
+            frame = {"type": "reaction:broadcast", "gameId": game_id, "reactions": reactions}
+            await self.deliver(game_id, encode(frame))
 
 
 ranks = RankCache()

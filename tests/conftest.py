@@ -57,9 +57,31 @@ def postgres_url() -> str:
 @pytest.fixture(autouse=True)
 def _clear_cache():
     # Rate-limit counters live in the cache (Redis in CI): start every test clean.
-    cache.clear()
+    _cache_clear()
     yield
-    cache.clear()
+    _cache_clear()
+
+
+def _cache_clear() -> None:
+    backend = getattr(cache, "_cache", None)
+    if not hasattr(backend, "get_client"):
+        cache.clear()
+        return
+    # Redis: delete the cache's own keys only. FLUSHDB would also wipe the
+    # channel layer's groups of the live servers the e2e tests keep running.
+    client = backend.get_client(write=True)
+    keys = list(client.scan_iter(match=cache.make_key("*"), count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _clear_process_caches(monkeypatch):
+    # Per-process caches keyed by ids: every test's database reuses the ids.
+    from leaderboard import history, online
+
+    monkeypatch.setattr(history, "_boards", {})
+    monkeypatch.setattr(online, "_names", {})
 
 
 @pytest.fixture

@@ -59,10 +59,14 @@ class Server:
                 sys.executable,
                 "-m",
                 "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
+                # Twisted listens with a backlog of 50 by default: a burst of
+                # connects overflows it and handshakes stall in SYN retries.
+                "-e",
+                f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
+                # daphne drops a handshake the application has not accepted in
+                # 5 s; a burst of thousands of connects takes longer to accept.
+                "--websocket_connect_timeout",
+                "30",
                 "config.asgi:application",
             ],
             cwd=ROOT,
