@@ -24,6 +24,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
 from accounts.models import User
+from config.daphne_prepared_send import EXTENSION as PREPARED_SEND
 from games import errors as game_errors
 from games.formatting import iso_utc
 from games.models import Game, GameParticipant
@@ -314,7 +315,20 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
             if message["seq"] <= last_seq:
                 return  # already covered by the snapshot or the replay
             self.games[game_id] = message["seq"]
-        await self.send(text_data=message["text"])
+        await self._send_shared(message)
+
+    async def _send_shared(self, message: dict[str, Any]) -> None:
+        """Send a hub message's text, which many local sockets share."""
+        prepared_send = self.scope.get("extensions", {}).get(PREPARED_SEND)
+        if prepared_send is None:
+            await self.send(text_data=message["text"])
+            return
+        # Framed once per message, by the first socket that sends it.
+        prepared = message.get("prepared")
+        if prepared is None:
+            prepared = message["prepared"] = prepared_send.prepare(message["text"])
+        if not prepared_send.send(prepared):
+            self.closed = True  # closing: its disconnect is queued
 
     async def user_message(self, message: dict[str, Any]) -> None:
         """The user's group: `game.removed` or `user.signed_out`."""

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 # (channels_redis group_expiry, a day) and vanish if Redis restarts empty; a
 # minute bounds how long a process could then miss its games' messages.
 RENEW_GROUPS_SECONDS = 60.0
+# Sockets written to between two turns of the event loop during one delivery.
+YIELD_EVERY = 100
 
 
 class Follower(Protocol):
@@ -179,11 +181,16 @@ class Hub:
         else:
             targets, handler = self.games.get(message["game_id"], ()), "game_message"
         # A snapshot of the set: a socket may leave while we write to others.
-        for follower in list(targets):
+        for count, follower in enumerate(list(targets), 1):
             try:
                 await getattr(follower, handler)(message)
             except Exception:
                 logger.exception("delivery to socket %s failed", follower.socket_id)
+            if count % YIELD_EVERY == 0:
+                # Let the server flush what is written so far: under daphne no
+                # byte leaves before the loop turns, and the first sockets
+                # would otherwise wait for the last one to be handled.
+                await asyncio.sleep(0)
 
     async def _renew_groups(self) -> None:
         while True:
