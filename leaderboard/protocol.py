@@ -135,6 +135,9 @@ def parse_frame(text: str) -> Inbound:
 class TokenBucket:
     """`capacity` tokens, refilled at `rate` per second on the given clock."""
 
+    # Two per socket: slots keep thousands of them small.
+    __slots__ = ("capacity", "clock", "rate", "tokens", "updated")
+
     def __init__(self, *, capacity: float, rate: float, clock: Callable[[], float]) -> None:
         self.capacity = capacity
         self.rate = rate
@@ -156,15 +159,20 @@ class FloodGuard:
     """Counts refusals in a sliding window: a client that keeps sending after
     RATE_LIMITED is not a client we can serve, so the socket closes (4429)."""
 
+    __slots__ = ("clock", "hits", "limit", "window")
+
     def __init__(self, *, limit: int, window: float, clock: Callable[[], float]) -> None:
         self.limit = limit
         self.window = window
         self.clock = clock
-        self.hits: deque[float] = deque()
+        # Made on the first refusal: most sockets never get one.
+        self.hits: deque[float] | None = None
 
     def hit(self) -> bool:
         """Record a refusal; True once `limit` refusals fell within `window` seconds."""
         now = self.clock()
+        if self.hits is None:
+            self.hits = deque()
         self.hits.append(now)
         while self.hits and self.hits[0] <= now - self.window:
             self.hits.popleft()
