@@ -331,7 +331,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
             self.closed = True  # closing: its disconnect is queued
 
     async def user_message(self, message: dict[str, Any]) -> None:
-        """The user's group: `game.removed` or `user.signed_out`."""
+        """A per-user message for this socket's user: `game.removed` or `user.signed_out`."""
         if self.closed:
             return
         if message["type"] == "user.signed_out":
