@@ -54,8 +54,9 @@ def users_ensure(count: int) -> list[int]:
     )
 
 
-def ceremony_document(label: str) -> dict:
-    """A ceremony of 24 categories of 5 nominees, as games.ceremony_file validates it."""
+def ceremony_document(label: str, categories: int = CATEGORIES, nominees: int = NOMINEES) -> dict:
+    """A ceremony of `categories` categories of `nominees` nominees (24 of 5 by
+    default), as games.ceremony_file validates it."""
     return {
         "name": f"Bench ceremony {label}",
         "date": datetime.date(2026, 3, 1),
@@ -65,10 +66,10 @@ def ceremony_document(label: str) -> dict:
                 "points": 1 + c % 5,
                 "nominations": [
                     {"title": f"Nominee {c + 1}.{n + 1}", "subtitle": "", "imageUrl": None}
-                    for n in range(NOMINEES)
+                    for n in range(nominees)
                 ],
             }
-            for c in range(CATEGORIES)
+            for c in range(categories)
         ],
     }
 

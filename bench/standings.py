@@ -131,28 +131,13 @@ def build_game(players: int, categories: int, nominees: int) -> Any:
     from django.db import connection
 
     from accounts.models import User
+    from bench.seed import ceremony_document
     from games import services
     from games.models import GameParticipant, Pick
 
     started = time.perf_counter()
     tag = uuid.uuid4().hex[:8]  # lets --keep runs accumulate side by side
-    ceremony = services.ceremony_create(
-        data={
-            "name": f"Bench ceremony {tag}",
-            "date": None,
-            "categories": [
-                {
-                    "name": f"Category {c + 1}",
-                    "points": 1 + c % 3,
-                    "nominations": [
-                        {"title": f"Nominee {c + 1}.{n + 1}", "subtitle": "", "imageUrl": None}
-                        for n in range(nominees)
-                    ],
-                }
-                for c in range(categories)
-            ],
-        }
-    )
+    ceremony = services.ceremony_create(data=ceremony_document(tag, categories, nominees))
     users = User.objects.bulk_create(
         # "!" is an unusable password: bench users cannot sign in.
         User(username=f"bench-{tag}-{i}", display_name=f"Player {i}", password="!")

@@ -114,6 +114,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     user_id: int | None = None
     name: str = ""
     closed: bool = False
+    prepared_send: Any = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections (a trip through its
@@ -132,6 +133,8 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         # game id → hub messages held back while that game's join is answered
         self.joining: dict[int, list[dict[str, Any]]] = {}
         self.hub = get_hub()
+        # daphne's one-frame-many-sockets write, when the server offers it.
+        self.prepared_send = self.scope.get("extensions", {}).get(PREPARED_SEND)
         await self.hub.start()
         self.socket_id = self.hub.new_socket_id()
         # Accept first: a close before accept reaches browsers as 1006, not our code.
@@ -319,7 +322,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_shared(self, message: dict[str, Any]) -> None:
         """Send a hub message's text, which many local sockets share."""
-        prepared_send = self.scope.get("extensions", {}).get(PREPARED_SEND)
+        prepared_send = self.prepared_send
         if prepared_send is None:
             await self.send(text_data=message["text"])
             return
