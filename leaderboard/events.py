@@ -46,7 +46,11 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
 
 def deliver_game_events(event_ids: Iterable[int]) -> None:
     """Send committed game events to their games' groups, in seq order."""
-    events = GameEvent.objects.filter(pk__in=list(event_ids)).order_by("game_id", "seq")
+    events = (
+        GameEvent.objects.filter(pk__in=list(event_ids))
+        .select_related("game")  # a leaderboard update renders its game's standings
+        .order_by("game_id", "seq")
+    )
     for event in events:
         text = encode(event_payload(event))
         _group_send(

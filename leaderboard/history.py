@@ -13,6 +13,7 @@ from games.selectors import ceremony_last_revealed
 from leaderboard.online import online_text
 from leaderboard.protocol import encode
 from leaderboard.selectors import leaderboard_payload
+from leaderboard.top import top_text
 
 
 def event_payload(event: GameEvent) -> dict[str, Any]:
@@ -20,9 +21,9 @@ def event_payload(event: GameEvent) -> dict[str, Any]:
     the first time it is needed (after the commit that recorded it)."""
     if event.payload is not None:
         return event.payload
-    game = Game.objects.get(pk=event.game_id)
+    # event.game is already loaded where the caller selected it with the event.
     payload = leaderboard_payload(
-        game=game, seq=event.seq, last_revealed=event.data.get("lastRevealed")
+        game=event.game, seq=event.seq, last_revealed=event.data.get("lastRevealed")
     )
     # First renderer wins, so every process replays the very same frame.
     if GameEvent.objects.filter(pk=event.pk, payload__isnull=True).update(payload=payload) == 0:
@@ -61,11 +62,13 @@ class Snapshot:
     def seq(self) -> int:
         return self.frame["seq"]
 
-    def text(self, ref: str | None = None) -> str:
+    def text(self, ref: str | None = None, *, top: bool = False) -> str:
+        """This socket's `joined` text; `top`: the leaderboard in its top form."""
         frame = {**self.frame, "ref": ref} if ref is not None else self.frame
         head = encode(frame)
+        leaderboard = top_text(self.leaderboard_text) if top else self.leaderboard_text
         # Splice the encoded parts into this socket's frame.
-        return f'{head[:-1]},"leaderboard":{self.leaderboard_text},"online":{self.online_text}}}'
+        return f'{head[:-1]},"leaderboard":{leaderboard},"online":{self.online_text}}}'
 
 
 @dataclass(frozen=True, slots=True)

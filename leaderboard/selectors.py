@@ -30,21 +30,21 @@ def game_standings(*, game: Game) -> Standings:
         total=Count("id"), revealed=Count("id", filter=Q(winner__isnull=False))
     )
     category_count = categories["total"]
-    rows = GameParticipant.objects.filter(game_id=game.pk).values_list(
-        "user_id",
-        "user__username",
-        "user__display_name",
-        "pick_count",
-        "total_score",
-        "correct_count",
+    participants = GameParticipant.objects.filter(game_id=game.pk)
+    if not category_count:  # nothing to pick yet: nobody is complete
+        return Standings([], categories["revealed"], 0, participants.count())
+    # Only the ranked rows are fetched, with their names: in a large watch
+    # party many participants may not have picked everything, and those are
+    # only counted.
+    complete = Q(pick_count__gte=category_count)
+    incomplete = participants.aggregate(count=Count("id", filter=~complete))["count"]
+    rows = participants.filter(complete).values_list(
+        "user_id", "user__username", "user__display_name", "total_score", "correct_count"
     )
-    players: list[PlayerScore] = []
-    incomplete = 0
-    for user_id, username, display_name, pick_count, total, correct in rows:
-        if category_count and pick_count >= category_count:
-            players.append(PlayerScore(user_id, display_name or username, total, correct))
-        else:
-            incomplete += 1
+    players = [
+        PlayerScore(user_id, display_name or username, total, correct)
+        for user_id, username, display_name, total, correct in rows
+    ]
     return Standings(
         players=rank_players(players),
         revealed_count=categories["revealed"],
