@@ -33,7 +33,7 @@ from leaderboard import events, reactions
 from leaderboard import presence as presence_module
 from leaderboard.fanout import Hub, get_hub, on_new_hub
 from leaderboard.history import join_snapshot
-from leaderboard.presence import REFRESH_SECONDS, get_presence
+from leaderboard.presence import REFRESH_SECONDS, SocketGames, get_presence
 from leaderboard.protocol import (
     MAX_FRAME_BYTES,
     MAX_ID,
@@ -391,14 +391,16 @@ def _now() -> str:
 @on_new_hub
 def _refresh_presence_of_local_sockets(hub: Hub) -> None:
     async def refresh() -> None:
-        presence = get_presence()
-        for follower in hub.followers():
-            if isinstance(follower, LeaderboardConsumer) and follower.games:
-                await presence.refresh(
-                    game_ids=list(follower.games),
-                    user_id=follower.user_id,
-                    channel=follower.socket_id,
-                )
+        await get_presence().refresh(
+            [
+                SocketGames(list(follower.games), follower.user_id, follower.socket_id)
+                for follower in hub.followers()
+                if isinstance(follower, LeaderboardConsumer)
+                and follower.games
+                and follower.user_id is not None
+            ]
+        )
+
 
     hub.every(REFRESH_SECONDS, refresh)
 

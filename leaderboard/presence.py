@@ -18,13 +18,24 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
 
 TTL_SECONDS = 60
 REFRESH_SECONDS = 20
+REFRESH_BATCH = 500  # sockets per Redis pipeline when a process refreshes them
+
+
+@dataclass(frozen=True, slots=True)
+class SocketGames:
+    """One socket's presence entries: the games it follows, as `user_id`."""
+
+    game_ids: list[int]
+    user_id: int
+    channel: str
 
 
 class SharedRead:
@@ -74,8 +85,8 @@ class PresenceStore(Protocol):
     async def online(self, *, game_id: int) -> list[int]:
         """User ids with a live socket in the game."""
 
-    async def refresh(self, *, game_ids: list[int], user_id: int, channel: str) -> None:
-        """Push the expiry of the socket's entries forward."""
+    async def refresh(self, sockets: Iterable[SocketGames]) -> None:
+        """Push the expiry of these sockets' entries forward."""
 
 
 class MemoryPresence:
@@ -117,10 +128,12 @@ class MemoryPresence:
     async def online(self, *, game_id: int) -> list[int]:
         return sorted(self._live(game_id))
 
-    async def refresh(self, *, game_ids: list[int], user_id: int, channel: str) -> None:
+    async def refresh(self, sockets: Iterable[SocketGames]) -> None:
         expiry = self.clock() + TTL_SECONDS
-        for game_id in game_ids:
-            self.games.setdefault(game_id, {}).setdefault(user_id, {})[channel] = expiry
+        for socket in sockets:
+            for game_id in socket.game_ids:
+                users = self.games.setdefault(game_id, {})
+                users.setdefault(socket.user_id, {})[socket.channel] = expiry
 
 
 _JOIN = """
@@ -198,19 +211,24 @@ class RedisPresence:
         members = await client.zrangebyscore(key, self.clock(), "+inf")
         return sorted(int(member) for member in members)
 
-    async def refresh(self, *, game_ids: list[int], user_id: int, channel: str) -> None:
-        if not game_ids:
-            return
+    async def refresh(self, sockets: Iterable[SocketGames]) -> None:
+        # A process refreshes all its sockets at once: one pipeline per
+        # REFRESH_BATCH sockets instead of one round trip per socket.
         client = self._client()
         expiry = self.clock() + TTL_SECONDS
-        async with client.pipeline(transaction=False) as pipe:
-            for game_id in game_ids:
-                game_key, user_key = self._keys(game_id, user_id)
-                pipe.zadd(user_key, {channel: expiry})
-                pipe.zadd(game_key, {str(user_id): expiry}, gt=True)
-                pipe.expire(user_key, TTL_SECONDS * 2)
-                pipe.expire(game_key, TTL_SECONDS * 2)
-            await pipe.execute()
+        sockets = list(sockets)
+        for start in range(0, len(sockets), REFRESH_BATCH):
+            batch = sockets[start : start + REFRESH_BATCH]
+            async with client.pipeline(transaction=False) as pipe:
+                for socket in batch:
+                    for game_id in socket.game_ids:
+                        game_key, user_key = self._keys(game_id, socket.user_id)
+                        pipe.zadd(user_key, {socket.channel: expiry})
+                        pipe.zadd(game_key, {str(socket.user_id): expiry}, gt=True)
+                        pipe.expire(user_key, TTL_SECONDS * 2)
+                        pipe.expire(game_key, TTL_SECONDS * 2)
+                if len(pipe):
+                    await pipe.execute()
 
 
 _store: PresenceStore | None = None

@@ -8,7 +8,8 @@ from channels.db import database_sync_to_async
 from games.models import Category
 from games.services import category_reveal
 from leaderboard import presence
-from leaderboard.presence import TTL_SECONDS, MemoryPresence
+from leaderboard.fanout import get_hub
+from leaderboard.presence import TTL_SECONDS, MemoryPresence, SocketGames
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,7 +62,7 @@ async def test_memory_presence_expires_ghosts():
     assert await store.join(game_id=1, user_id=7, channel="a") is True
     assert await store.join(game_id=1, user_id=7, channel="b") is False
     now[0] = TTL_SECONDS - 1
-    await store.refresh(game_ids=[1], user_id=7, channel="b")
+    await store.refresh([SocketGames([1], 7, "b")])
     now[0] = TTL_SECONDS + 1  # "a" died without leaving; "b" refreshed
     assert await store.online(game_id=1) == [7]
     assert await store.leave(game_id=1, user_id=7, channel="b") is True
@@ -84,6 +85,46 @@ async def test_redis_presence_expires_ghosts(redis_url):
     assert await store.online(game_id=game_id) == [7]
     assert await store.leave(game_id=game_id, user_id=7, channel="d") is True
     assert await store.leave(game_id=game_id, user_id=7, channel="d") is False
+
+
+async def test_redis_presence_refreshes_a_process_sockets_in_batches(redis_url, monkeypatch):
+    from leaderboard.presence import RedisPresence
+
+    monkeypatch.setattr(presence, "REFRESH_BATCH", 2)  # 5 sockets: 3 pipelines
+    now = [2_000_000.0]
+    store = RedisPresence(redis_url, clock=lambda: now[0])
+    games = (987654001, 987654002)
+    sockets = [SocketGames(list(games), user_id, f"s{user_id}") for user_id in range(1, 6)]
+    for socket in sockets:
+        for game_id in games:
+            await store.join(game_id=game_id, user_id=socket.user_id, channel=socket.channel)
+    await store.join(game_id=games[0], user_id=9, channel="not-refreshed")
+    now[0] += TTL_SECONDS - 1
+    await store.refresh(sockets)
+    now[0] += 2  # the joins' expiry passed; the refreshed entries live on
+    for game_id in games:
+        assert await store.online(game_id=game_id) == [1, 2, 3, 4, 5]
+    await store.refresh([])  # nothing to refresh is fine
+
+
+async def test_the_hub_refreshes_every_following_socket_in_one_call(hello, party, monkeypatch):
+    host, player = await hello(party.host), await hello(party.player)
+    await hello(party.outsider)  # connected, following no game
+    for socket in (host, player):
+        assert (await socket.join(party.game.pk))["type"] == "joined"
+    calls: list[list[SocketGames]] = []
+
+    class Recorder:
+        async def refresh(self, sockets):
+            calls.append(list(sockets))
+
+    monkeypatch.setattr(presence, "_store", Recorder())
+    (job,) = [job for interval, job in get_hub()._periodic if interval == presence.REFRESH_SECONDS]
+    await job()
+    assert len(calls) == 1  # one call for the process; the idle socket follows nothing
+    entries = sorted((entry.user_id, entry.game_ids) for entry in calls[0])
+    assert entries == [(party.host.pk, [party.game.pk]), (party.player.pk, [party.game.pk])]
+    assert len({entry.channel for entry in calls[0]}) == 2
 
 
 async def test_reaction_broadcast_reaches_everyone_with_rank(hello, party):
