@@ -44,6 +44,7 @@ from leaderboard.protocol import (
     error_frame,
     parse_frame,
 )
+from leaderboard.top import top_payload, top_text
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         self.games: dict[int, int] = {}
         # game id → hub messages held back while that game's join is answered
         self.joining: dict[int, list[dict[str, Any]]] = {}
+        # games this socket joined with `board: "top"` (leaderboard.top)
+        self.top_games: set[int] = set()
         self.hub = get_hub()
         # daphne's one-frame-many-sockets write, when the server offers it.
         self.prepared_send = self.scope.get("extensions", {}).get(PREPARED_SEND)
@@ -253,9 +256,14 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
                     "GAME_NOT_FOUND", _JOIN_REFUSALS["GAME_NOT_FOUND"], ref=message.ref
                 )
                 return
-            await self.send(text_data=snapshot.text(message.ref))
+            top = message.board == "top"
+            await self.send(text_data=snapshot.text(message.ref, top=top))
             for frame in snapshot.replay:
-                await self.send(text_data=events.encode(frame))
+                await self.send(text_data=events.encode(top_payload(frame) if top else frame))
+            if top:
+                self.top_games.add(game_id)
+            else:
+                self.top_games.discard(game_id)
             self.games[game_id] = max(self.games.get(game_id, 0), snapshot.seq)
         finally:
             held = self.joining.pop(game_id, [])
@@ -288,6 +296,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def _forget_game(self, game_id: int) -> None:
         """Stop following a game: group, presence (announcing a last tab leaving)."""
+        self.top_games.discard(game_id)
         if self.games.pop(game_id, None) is None or self.user_id is None:
             return
         try:
@@ -318,18 +327,25 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
             if message["seq"] <= last_seq:
                 return  # already covered by the snapshot or the replay
             self.games[game_id] = message["seq"]
+            await self._send_shared(message, top=game_id in self.top_games)
+            return
         await self._send_shared(message)
 
-    async def _send_shared(self, message: dict[str, Any]) -> None:
-        """Send a hub message's text, which many local sockets share."""
+    async def _send_shared(self, message: dict[str, Any], *, top: bool = False) -> None:
+        """Send a hub message's text, which many local sockets share; for a
+        socket on the top board, its top form (made by the first such socket)."""
+        text_key, prepared_key = ("top_text", "top_prepared") if top else ("text", "prepared")
+        text = message.get(text_key)
+        if text is None:  # only the top form is ever missing
+            text = message[text_key] = top_text(message["text"])
         prepared_send = self.prepared_send
         if prepared_send is None:
-            await self.send(text_data=message["text"])
+            await self.send(text_data=text)
             return
-        # Framed once per message, by the first socket that sends it.
-        prepared = message.get("prepared")
+        # Framed once per message and form, by the first socket that sends it.
+        prepared = message.get(prepared_key)
         if prepared is None:
-            prepared = message["prepared"] = prepared_send.prepare(message["text"])
+            prepared = message[prepared_key] = prepared_send.prepare(text)
         if not prepared_send.send(prepared):
             self.closed = True  # closing: its disconnect is queued
 
@@ -400,7 +416,6 @@ def _refresh_presence_of_local_sockets(hub: Hub) -> None:
                 and follower.user_id is not None
             ]
         )
-
 
     hub.every(REFRESH_SECONDS, refresh)
 

@@ -23,6 +23,9 @@ MAX_ID = 2**63 - 1
 
 GAME_TYPES = frozenset({"join", "leave", "reaction:send"})
 TYPES = GAME_TYPES | {"ping"}
+# `join`'s optional `board`: the contract's full leaderboard frames, or the
+# top of the board plus a rank table (leaderboard.top) for very large games.
+BOARDS = ("full", "top")
 
 
 class ProtocolError(Exception):
@@ -44,6 +47,7 @@ class Inbound:
     ref: str | None = None
     game_id: int | None = None
     last_seq: int | None = None
+    board: str = "full"
     emoji: str | None = None
     # ping: `t` is echoed as given, any JSON value; `has_t` tells null from absent.
     t: Any = None
@@ -108,6 +112,12 @@ def parse_frame(text: str) -> Inbound:
         raise ProtocolError(
             "INVALID_MESSAGE", "lastSeq must be an integer ≥ 0.", ref=ref, game_id=game_id
         )
+    board = data.get("board")
+    board = "full" if board is None else board
+    if type_ == "join" and board not in BOARDS:
+        raise ProtocolError(
+            "INVALID_MESSAGE", 'board must be "full" or "top".', ref=ref, game_id=game_id
+        )
     if type_ == "reaction:send":
         if not isinstance(emoji, str):
             raise ProtocolError(
@@ -125,6 +135,7 @@ def parse_frame(text: str) -> Inbound:
         ref=ref,
         game_id=game_id,
         last_seq=last_seq if type_ == "join" else None,
+        board=board if type_ == "join" else "full",
         emoji=emoji if type_ == "reaction:send" else None,
     )
 

@@ -78,10 +78,11 @@ def _cache_clear() -> None:
 @pytest.fixture(autouse=True)
 def _clear_process_caches(monkeypatch):
     # Per-process caches keyed by ids: every test's database reuses the ids.
-    from leaderboard import history, online
+    from leaderboard import history, online, top
 
     monkeypatch.setattr(history, "_boards", {})
     monkeypatch.setattr(online, "_names", {})
+    top.top_text.cache_clear()
 
 
 @pytest.fixture

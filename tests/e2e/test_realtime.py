@@ -48,11 +48,14 @@ async def test_reveals_reach_both_processes_lock_complete_and_undo(stack):
     a, b = stack.servers
     host, _ = await joined(a, party.players[0], party.game_id)
     guest, joined_b = await joined(b, party.players[1], party.game_id)
+    # On the same process as `guest`: each form is framed once and shared.
+    watcher, _ = await joined(b, party.players[2], party.game_id, board="top")
     try:
         assert joined_b["game"]["status"] == "OPEN"
         start = joined_b["seq"]
         await asyncio.to_thread(reveal, stack, party, 0, 1)  # player 1 picked nominee 1
-        for socket in (host, guest):
+        updates = []
+        for socket in (host, guest, watcher):
             frames = await recv_until(socket, "leaderboard:update")
             status = next(f for f in frames if f["type"] == "game:status")
             assert (status["status"], status["seq"]) == ("LIVE", start + 1)
@@ -60,6 +63,12 @@ async def test_reveals_reach_both_processes_lock_complete_and_undo(stack):
             assert update["seq"] == start + 2
             assert standings(update)[0] == (party.players[1].id, 5, 1)
             assert update["lastRevealed"]["nominationId"] == party.categories[0][2][1]
+            updates.append(update)
+        assert "ranks" not in updates[1]
+        assert updates[2]["ranks"] == [
+            [p["userId"], p["rank"], p["totalScore"], p["correctCount"]]
+            for p in updates[1]["players"]
+        ]
         await asyncio.to_thread(reveal, stack, party, 1, 0)
         await asyncio.to_thread(reveal, stack, party, 2, 2)
         for socket in (host, guest):
@@ -85,7 +94,7 @@ async def test_reveals_reach_both_processes_lock_complete_and_undo(stack):
                 (party.players[1].id, 0, 3),
             ]
     finally:
-        await close_all(host, guest)
+        await close_all(host, guest, watcher)
 
 
 async def test_idle_sockets_outlive_the_redis_read_timeout(stack):
