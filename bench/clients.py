@@ -106,8 +106,10 @@ class Socket:
         ticket_for: Callable[[int], str] | None,
         stats: Stats,
         keep_samples: bool,
+        board: str = "full",
     ) -> None:
         self.url = url
+        self.board = board
         self.origin = origin
         self.user_id = user_id
         self.game_id = game_id
@@ -146,6 +148,8 @@ class Socket:
             if self.game_id is not None:
                 await self._expect(b'"type":"hello"')
                 join: dict[str, Any] = {"type": "join", "gameId": self.game_id}
+                if self.board != "full":
+                    join["board"] = self.board
                 if self.last_seq is not None:
                     join["lastSeq"] = self.last_seq
                 await self.ws.send(json.dumps(join))
@@ -294,6 +298,7 @@ class Client:
                 ticket_for=ticket_for,
                 stats=self.stats,
                 keep_samples=command.get("sample", False),
+                board=command.get("board", "full"),
             )
             for url, origin, user_id in command["targets"]
         ]

@@ -1,6 +1,7 @@
 """Fan-out benchmark: how long until a reveal reaches every socket.
 
-Starts the real server (daphne, `--processes` of them) on PostgreSQL and
+Starts the real server (daphne, `--processes` of them; `--server uvicorn`
+for a comparison) on PostgreSQL and
 Redis, seeds a game, connects real WebSocket clients from separate processes
 (bench/clients.py), makes real reveals through `games.services` in this
 process, and measures when each socket receives its `leaderboard:update`.
@@ -14,6 +15,7 @@ reaction-storm. See bench/README.md. The last line printed is the summary.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import math
@@ -21,6 +23,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as `python bench/fanout.py` from anywhere
 
-from tests.liveserver import LiveStack  # noqa: E402
+from tests.liveserver import SERVERS, LiveStack  # noqa: E402
 
 if TYPE_CHECKING:  # bench.seed imports models: only after django.setup()
     from bench.seed import SeededGame
@@ -203,6 +206,7 @@ class ClientPool:
         concurrency: int,
         retries: int,
         deadline: float,
+        board: str = "full",
     ) -> Connected:
         """Open every target; all processes start their handshakes together."""
         count = len(self.processes)
@@ -216,6 +220,7 @@ class ClientPool:
                     "concurrency": math.ceil(concurrency / count) if concurrency else 0,
                     "retries": retries,
                     "deadline": deadline,
+                    "board": board,
                     "sample": index == 0,
                 }
             )
@@ -276,6 +281,44 @@ class ClientPool:
 # --- the stack and the game -----------------------------------------------------------
 
 
+class ServiceThread:
+    """Calls a sync service the way daphne does for a view (the API, the admin,
+    the host page): in a worker thread of a running event loop. The service's
+    channel-layer sends (async_to_sync) then run on that loop and reuse its
+    Redis connections. Called from a bare script instead, each send would
+    start a new event loop and open a new Redis connection (5-6 ms per reveal
+    here), a cost no request served by daphne pays."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def warm(self) -> None:
+        """Open the thread's database connection and the loop's Redis
+        connections, as a running server has them before the show."""
+        from asgiref.sync import async_to_sync
+        from channels.layers import get_channel_layer
+        from django.db import connection
+
+        def touch() -> None:
+            connection.ensure_connection()
+            async_to_sync(get_channel_layer().group_send)("bench.warm", {"type": "bench.warm"})
+
+        self.call(touch)
+
+    def call(self, function: Callable[..., Any], **kwargs: Any) -> Any:
+        from asgiref.sync import sync_to_async
+
+        return asyncio.run_coroutine_threadsafe(
+            sync_to_async(function)(**kwargs), self.loop
+        ).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
 class Bench:
     """The running stack, Django configured against it, and the seeded games."""
 
@@ -283,10 +326,12 @@ class Bench:
         self.args = args
         self.stack = LiveStack(
             processes=args.processes,
+            server=args.server,
             database_url=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL,
         )
         self.games = 0
+        self.services = ServiceThread()
         self._cpu: dict[int, tuple[float, float]] = {}  # pid -> (when, CPU seconds)
 
     def start(self) -> None:
@@ -297,14 +342,16 @@ class Bench:
         import django
 
         django.setup()
+        self.services.warm()
 
     def close(self) -> None:
         if self.args.logs:
             self.args.logs.mkdir(parents=True, exist_ok=True)
-            for index, server in enumerate(self.stack.servers):
+            for server in self.stack.servers:
                 if server.log_path.exists():
-                    (self.args.logs / f"daphne{index}.log").write_text(server.log())
-            print(f"daphne logs copied to {self.args.logs}")
+                    (self.args.logs / server.log_path.name).write_text(server.log())
+            print(f"server logs copied to {self.args.logs}")
+        self.services.close()
         self.stack.close()
 
     @property
@@ -351,6 +398,7 @@ class Bench:
             concurrency=0 if burst else STEADY_CONCURRENCY,
             retries=0 if burst else STEADY_RETRIES,
             deadline=self.args.connect_timeout,
+            board=self.args.board,
         )
         took = max(connected.join_times, default=connected.started) - connected.started
         print(
@@ -371,7 +419,9 @@ class Bench:
         for index in indexes:
             category_id, nominations = seeded.categories[index]
             sent_at[category_id] = time.monotonic()
-            category_reveal(category_id=category_id, nomination_id=nominations[0])
+            self.services.call(
+                category_reveal, category_id=category_id, nomination_id=nominations[0]
+            )
             # The service call returns once the event is committed, rendered
             # and handed to the channel layer: the part no broadcast avoids.
             service = time.monotonic() - sent_at[category_id]
@@ -393,7 +443,7 @@ class Bench:
         return sizes
 
     def servers_busy(self, threshold: float = 0.2) -> bool:
-        """Whether any daphne process used more than `threshold` of a core since
+        """Whether any server process used more than `threshold` of a core since
         the last call (CPU time from /proc/<pid>/stat)."""
         now = time.monotonic()
         ticks = os.sysconf("SC_CLK_TCK")
@@ -485,8 +535,9 @@ def mode_fanout(bench: Bench) -> str:
         )
         ratio_text = f" | ratio p99 {server.spread.p99 / ref.p99:.1f}x"
     return (
-        f"fanout: {args.clients} sockets, {args.processes} daphne, "
-        f"{min(args.payload_players, args.clients)} players ({frame}), {args.reveals} reveals: "
+        f"fanout: {args.clients} sockets, {args.processes} {args.server}, "
+        f"{min(args.payload_players, args.clients)} players ({frame}, {args.board} board), "
+        f"{args.reveals} reveals: "
         f"{server.spread.text()} | {reference_text}{ratio_text} | missed {server.missed} "
         f"errors {connected.failed + server.closes} reconnects {server.reconnects}"
     )
@@ -500,7 +551,7 @@ def mode_connect_burst(bench: Bench) -> str:
         joined = Spread.of([t - connected.started for t in connected.join_times])
     print(f"  joined after: {joined.text()}")
     return (
-        f"connect-burst: {args.clients} sockets at once, {args.processes} daphne: "
+        f"connect-burst: {args.clients} sockets at once, {args.processes} {args.server}: "
         f"all joined in {joined.max:.2f} s (p50 {joined.p50:.2f} s) | "
         f"joined {connected.ok} failed {connected.failed} | "
         f"errors {errors_text(connected.errors)}"
@@ -522,7 +573,7 @@ def mode_memory(bench: Bench) -> str:
     per_socket = grown / max(1, connected.ok)
     print(f"  RSS per process before {before} KB, after {after} KB")
     return (
-        f"memory: {connected.ok} idle joined sockets, {args.processes} daphne: "
+        f"memory: {connected.ok} idle joined sockets, {args.processes} {args.server}: "
         f"RSS {sum(before) / 1024:.1f} -> {sum(after) / 1024:.1f} MB, "
         f"{per_socket:.1f} KB per connection (target <= 25) | failed {connected.failed}"
     )
@@ -563,7 +614,7 @@ def mode_reaction_storm(bench: Bench) -> str:
         f"{storm.reaction_frames}, RATE_LIMITED {rate_limited}; errors: {errors_text(storm.errors)}"
     )
     return (
-        f"reaction-storm: {sockets} sockets, {args.processes} daphne, "
+        f"reaction-storm: {sockets} sockets, {args.processes} {args.server}, "
         f"{args.storm_seconds:.0f} s: reveal p99 quiet {quiet.spread.p99:.3f} s, "
         f"storm {storm.spread.p99:.3f} s (max {storm.spread.max:.3f} s) | "
         f"max {storm.reaction_max_per_s} reaction frames/s per client (target <= 5) | "
@@ -584,9 +635,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=(*MODES, "all"), default="fanout")
     parser.add_argument("--clients", type=int, default=2000, help="sockets (default 2000)")
-    parser.add_argument("--processes", type=int, default=1, help="daphne processes (default 1)")
+    parser.add_argument("--processes", type=int, default=1, help="server processes (default 1)")
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="daphne",
+        help="daphne (production) or uvicorn (a comparison); default daphne",
+    )
     parser.add_argument(
         "--payload-players", type=int, default=None, help="leaderboard rows (default: --clients)"
+    )
+    parser.add_argument(
+        "--board",
+        choices=("full", "top"),
+        default="full",
+        help="the leaderboard form clients join with (default full; top: leaderboard.top)",
     )
     parser.add_argument("--reveals", type=int, default=3, help="measured reveals (default 3)")
     parser.add_argument("--skip-reference", action="store_true", help="no websockets reference")
@@ -606,7 +669,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--storm-reveal-every", type=float, default=5.0, help="seconds between storm reveals"
     )
-    parser.add_argument("--logs", type=Path, help="copy the daphne logs to this directory")
+    parser.add_argument("--logs", type=Path, help="copy the server logs to this directory")
     args = parser.parse_args(argv)
     if args.payload_players is None:
         args.payload_players = args.clients
@@ -621,7 +684,7 @@ def main(argv: list[str] | None = None) -> None:
     limit = raise_fd_limit()
     modes = MODES if args.mode == "all" else (args.mode,)
     bench = Bench(args)
-    print(f"starting {args.processes} daphne (fd limit {limit})")
+    print(f"starting {args.processes} {args.server} (fd limit {limit})")
     summaries: list[str] = []
     try:
         bench.start()

@@ -1,4 +1,5 @@
-"""Real servers for end-to-end tests: a fresh database, N daphne processes.
+"""Real servers for end-to-end tests: a fresh database, N daphne processes
+(or uvicorn ones, the benchmarks' comparison).
 
 The stack runs production-like settings (DEBUG off) on loopback. With more
 than one process the processes share REDIS_URL, as in a real deployment.
@@ -37,11 +38,39 @@ def _admin_url(database_url: str) -> str:
     return urlunparse(parsed._replace(path="/postgres"))
 
 
+SERVERS = ("daphne", "uvicorn")
+
+
+def server_command(kind: str, port: int) -> list[str]:
+    if kind == "uvicorn":
+        # A comparison only (bench/fanout.py --server uvicorn): production is
+        # daphne. The same asyncio loop as daphne's, the `websockets` protocol.
+        return [
+            *("-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)),
+            *("--backlog", "1024", "--loop", "asyncio", "--ws", "websockets"),
+            *("--lifespan", "off", "--no-access-log", "config.asgi:application"),
+        ]
+    return [
+        "-m",
+        "daphne",
+        # Twisted listens with a backlog of 50 by default: a burst of
+        # connects overflows it and handshakes stall in SYN retries.
+        "-e",
+        f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
+        # daphne drops a handshake the application has not accepted in
+        # 5 s; a burst of thousands of connects takes longer to accept.
+        "--websocket_connect_timeout",
+        "30",
+        "config.asgi:application",
+    ]
+
+
 @dataclass
 class Server:
     port: int
     env: dict[str, str]
     log_path: Path
+    kind: str = "daphne"
     process: subprocess.Popen | None = None
 
     @property
@@ -55,20 +84,7 @@ class Server:
     def start(self, timeout: float = 30) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                # Twisted listens with a backlog of 50 by default: a burst of
-                # connects overflows it and handshakes stall in SYN retries.
-                "-e",
-                f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
-                # daphne drops a handshake the application has not accepted in
-                # 5 s; a burst of thousands of connects takes longer to accept.
-                "--websocket_connect_timeout",
-                "30",
-                "config.asgi:application",
-            ],
+            [sys.executable, *server_command(self.kind, self.port)],
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -77,7 +93,8 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited early:\n{self.log_path.read_text()[-3000:]}")
+                log = self.log_path.read_text()[-3000:]
+                raise RuntimeError(f"{self.kind} exited early:\n{log}")
             try:
                 urllib.request.urlopen(f"{self.url}/api/auth/me", timeout=1)
             except urllib.error.HTTPError:
@@ -87,7 +104,7 @@ class Server:
                 continue
             return
         raise RuntimeError(
-            f"daphne did not start in {timeout}s:\n{self.log_path.read_text()[-3000:]}"
+            f"{self.kind} did not start in {timeout}s:\n{self.log_path.read_text()[-3000:]}"
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -110,9 +127,11 @@ class Server:
 
 @dataclass
 class LiveStack:
-    """A database of its own and `processes` daphne servers sharing it."""
+    """A database of its own and `processes` servers (daphne unless
+    `server` says otherwise) sharing it."""
 
     processes: int = 1
+    server: str = "daphne"
     database_url: str = ""
     redis_url: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -176,7 +195,10 @@ class LiveStack:
         for index in range(self.processes):
             self.servers.append(
                 Server(
-                    port=free_port(), env={}, log_path=Path(self._tmp.name) / f"daphne{index}.log"
+                    port=free_port(),
+                    env={},
+                    log_path=Path(self._tmp.name) / f"{self.server}{index}.log",
+                    kind=self.server,
                 )
             )
         env = self.env()
