@@ -116,6 +116,9 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     name: str = ""
     closed: bool = False
     prepared_send: Any = None
+    # Games this socket joined with `board: "top"` (leaderboard.top). Most
+    # sockets have none: they share this empty class attribute.
+    top_games: frozenset[int] = frozenset()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections (a trip through its
@@ -133,8 +136,6 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         self.games: dict[int, int] = {}
         # game id → hub messages held back while that game's join is answered
         self.joining: dict[int, list[dict[str, Any]]] = {}
-        # games this socket joined with `board: "top"` (leaderboard.top)
-        self.top_games: set[int] = set()
         self.hub = get_hub()
         # daphne's one-frame-many-sockets write, when the server offers it.
         self.prepared_send = self.scope.get("extensions", {}).get(PREPARED_SEND)
@@ -261,9 +262,9 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
             for frame in snapshot.replay:
                 await self.send(text_data=events.encode(top_payload(frame) if top else frame))
             if top:
-                self.top_games.add(game_id)
-            else:
-                self.top_games.discard(game_id)
+                self.top_games |= {game_id}
+            elif game_id in self.top_games:
+                self.top_games -= {game_id}
             self.games[game_id] = max(self.games.get(game_id, 0), snapshot.seq)
         finally:
             held = self.joining.pop(game_id, [])
@@ -296,7 +297,8 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def _forget_game(self, game_id: int) -> None:
         """Stop following a game: group, presence (announcing a last tab leaving)."""
-        self.top_games.discard(game_id)
+        if game_id in self.top_games:
+            self.top_games -= {game_id}
         if self.games.pop(game_id, None) is None or self.user_id is None:
             return
         try:
