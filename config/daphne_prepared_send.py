@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Importing it installs no reactor (daphne installs its own at start).
+from twisted.internet.tcp import Server as TCPServer
+
 EXTENSION = "envelope.prepared_send"
 
 
@@ -63,8 +66,6 @@ def write_now(transport: Any, data: bytes) -> None:
     p99 0.27-0.29 s before, 0.15-0.17 s after). TLS or any other transport:
     Twisted's `write()`, unchanged.
     """
-    from twisted.internet.tcp import Server as TCPServer
-
     if (
         type(transport) is TCPServer
         and transport.connected
