@@ -12,11 +12,17 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from config import daphne_close_codes, daphne_prepared_send  # noqa: E402
+from config import (  # noqa: E402
+    daphne_close_codes,
+    daphne_memory,
+    daphne_prepared_send,
+)
 from leaderboard.auth import TicketOrSessionAuth  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
 
 daphne_close_codes.install()
+# First: it replaces daphne's create_application, which the next one wraps.
+daphne_memory.install()
 daphne_prepared_send.install()
 
 application = ProtocolTypeRouter(
