@@ -20,6 +20,7 @@ from typing import Any
 from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
@@ -106,8 +107,9 @@ _JOIN_REFUSALS = {
 
 class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     # No channel per socket: the process's hub receives each group message
-    # once and hands it to its local sockets (an alias that names no layer
-    # makes Channels skip the per-socket channel and its receive loop).
+    # once and hands it to its local sockets. `__call__` reads only the
+    # client's messages; this alias names no layer, so nothing in Channels
+    # can reach for one either.
     channel_layer_alias = "envelope.no-per-socket-channel"
     # Monotonic clock of the rate limits; tests replace it to freeze time.
     clock: Callable[[], float] = staticmethod(time.monotonic)
@@ -119,6 +121,21 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     # Games this socket joined with `board: "top"` (leaderboard.top). Most
     # sockets have none: they share this empty class attribute.
     top_games: frozenset[int] = frozenset()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' AsyncConsumer.__call__ for a consumer without a channel of
+        its own: one source of messages, read directly. Channels' general loop
+        (await_many_dispatch) runs each receive as a new task under
+        asyncio.wait: two more coroutines, a task and futures held by every
+        idle socket, and a task made for every message."""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass  # the socket is done: Channels' own clean exit
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections (a trip through its
