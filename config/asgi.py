@@ -9,7 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Set up Django (apps, models) before importing anything that touches them.
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config import (  # noqa: E402
@@ -18,7 +18,7 @@ from config import (  # noqa: E402
     daphne_prepared_send,
 )
 from leaderboard.auth import TicketOrSessionAuth  # noqa: E402
-from leaderboard.routing import websocket_urlpatterns  # noqa: E402
+from leaderboard.routing import websocket_application  # noqa: E402
 
 daphne_close_codes.install()
 # First: it replaces daphne's create_application, which the next one wraps.
@@ -28,9 +28,7 @@ daphne_prepared_send.install()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            TicketOrSessionAuth(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": AllowedHostsOriginValidator(TicketOrSessionAuth(websocket_application)),
     }
 )
 

@@ -13,6 +13,7 @@ instead of an HTTP-level refusal the browser cannot read.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -38,8 +39,10 @@ class TicketOrSessionAuth:
         self.inner = inner
         self.session_auth = AuthMiddlewareStack(inner)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
+        # Not a coroutine itself: it returns the inner application's, so an
+        # idle socket does not keep this frame (and its scope) suspended.
         user_id = scope_ticket_user_id(scope)
         if user_id is not None:
-            return await self.inner(dict(scope, ticket_user_id=user_id), receive, send)
-        return await self.session_auth(dict(scope, ticket_user_id=None), receive, send)
+            return self.inner(dict(scope, ticket_user_id=user_id), receive, send)
+        return self.session_auth(dict(scope, ticket_user_id=None), receive, send)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 
 from accounts.tickets import ticket_issue
+from config.asgi import application
 from tests.factories import UserFactory
 from tests.ws.conftest import ORIGIN, session_cookie
 
@@ -21,6 +24,27 @@ async def test_foreign_origin_is_refused_before_the_upgrade(connect, party):
     # The origin validator closes before accept (the communicator reports the
     # default 1000); daphne turns a close before accept into HTTP 403.
     assert (accepted, code) == (False, 1000)
+
+
+@pytest.mark.parametrize("path", ["/elsewhere/", "/ws", "/ws/extra/"])
+async def test_only_the_ws_path_is_served(party, path):
+    communicator = WebsocketCommunicator(
+        application, f"{path}?ticket={ticket_issue(user_id=party.player.pk)}", headers=ORIGIN
+    )
+    accepted, code = await communicator.connect()
+    assert (accepted, code) == (False, 1000)  # refused before accept: HTTP 403 under daphne
+    await communicator.disconnect()
+
+
+async def test_the_ws_path_under_a_root_path_is_served(party):
+    communicator = WebsocketCommunicator(
+        application, f"/envelope/ws/?ticket={ticket_issue(user_id=party.player.pk)}", headers=ORIGIN
+    )
+    communicator.scope["root_path"] = "/envelope"
+    accepted, _ = await communicator.connect()
+    assert accepted
+    assert json.loads(await communicator.receive_from())["type"] == "hello"
+    await communicator.disconnect()
 
 
 async def test_missing_origin_is_refused(connect, party):
