@@ -7,7 +7,7 @@ from channels.db import database_sync_to_async
 
 from games.models import Category
 from games.services import category_reveal
-from leaderboard import presence
+from leaderboard import presence, reactions
 from leaderboard.fanout import get_hub
 from leaderboard.presence import TTL_SECONDS, MemoryPresence, SocketGames
 
@@ -216,3 +216,9 @@ async def test_a_user_who_leaves_and_returns_within_a_window_is_still_announced(
         seen |= {user["userId"] for user in diff["joins"]}
         seen -= {user["userId"] for user in diff["leaves"]}
     assert party.player.pk in seen
+
+
+def test_reaction_ids_are_short_and_unique():
+    ids = [reactions.reaction_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert max(len(reaction_id) for reaction_id in ids) <= 16  # 8-hex tag, "-", hex counter
