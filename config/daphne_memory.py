@@ -22,7 +22,7 @@
 
 bench/fanout.py --mode memory, 2,000 idle joined sockets: 38.8 KB per
 connection with none of them, 36.8 KB with the first, 33.3 KB with the first
-two.
+two, 29.7 KB with all three.
 """
 
 from __future__ import annotations
