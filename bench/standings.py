@@ -182,16 +182,19 @@ def build_game(players: int, categories: int, nominees: int) -> Any:
 
 
 def standings(game: Any) -> None:
-    from leaderboard.selectors import game_standings
+    from games.standings import game_standings
 
     game_standings(game=game)
 
 
 def payload_json(game: Any) -> None:
-    from leaderboard.events import encode
-    from leaderboard.selectors import leaderboard_payload
+    from games.standings import game_standings, leaderboard_frame
+    from leaderboard.protocol import encode
 
-    encode(leaderboard_payload(game=game, seq=game.seq, last_revealed=None))
+    standings = game_standings(game=game)
+    encode(
+        leaderboard_frame(game_id=game.pk, seq=game.seq, standings=standings, last_revealed=None)
+    )
 
 
 def time_runs(run: Callable[[], None], runs: int) -> list[float]:

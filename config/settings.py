@@ -179,6 +179,10 @@ ENVELOPE_REACTIONS = env_list("ENVELOPE_REACTIONS", ["🔥", "😍", "😱", "�
 ENVELOPE_WS_TICKET_MAX_AGE = 60
 # Events kept per game for resume (CONTRACT §4: at least the last 500).
 ENVELOPE_EVENT_RETENTION = int(os.environ.get("ENVELOPE_EVENT_RETENTION", "500"))
+# How often each server process checks the event log for events its sockets
+# missed (a lost channel-layer message, a Redis restart): the longest a lost
+# event can be late (leaderboard.recovery).
+ENVELOPE_RECOVERY_SECONDS = float(os.environ.get("ENVELOPE_RECOVERY_SECONDS", "2"))
 ENVELOPE_LOGIN_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_LOGIN_FAILURE_LIMIT", "5"))
 ENVELOPE_LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_LOGIN_IP_FAILURE_LIMIT", "30"))
 ENVELOPE_JOIN_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_JOIN_FAILURE_LIMIT", "10"))

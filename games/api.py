@@ -26,7 +26,7 @@ from games.serializers import (
     ceremony_json,
     game_json,
 )
-from leaderboard.selectors import leaderboard_payload
+from games.standings import game_board
 
 
 def join_failures() -> FailureCounter:
@@ -171,13 +171,7 @@ class PickView(APIView):
 class LeaderboardView(APIView):
     def get(self, request: Request, game_id: int) -> Response:
         game = _participant_game(game_id, request.user)
-        return Response(
-            leaderboard_payload(
-                game=game,
-                seq=game.seq,
-                last_revealed=selectors.ceremony_last_revealed(ceremony_id=game.ceremony_id),
-            )
-        )
+        return Response(game_board(game_id=game.pk).frame)
 
 
 class PickCountsView(APIView):

@@ -22,10 +22,9 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from games import errors, selectors
 from games.formatting import iso_utc
 from games.models import Ceremony, Game, GameParticipant, GameStatus, Pick
-from games.selectors import ceremony_last_revealed
 from games.serializers import category_json
 from games.services import game_lock_if_due
-from leaderboard.selectors import leaderboard_payload
+from games.standings import game_board
 
 # The same words as static/js/api.js (setStatusChip), so a page never changes
 # its wording once the socket takes over.
@@ -165,16 +164,13 @@ def live(request: HttpRequest, game_id: int) -> HttpResponse:
     game = _load_game(request, game_id)
     if isinstance(game, HttpResponse):
         return game
-    # seq is read before the standings, so the snapshot is at least as new as
-    # seq and the events the socket replays after it can only move it forward.
-    board = leaderboard_payload(
-        game=game, seq=game.seq, last_revealed=ceremony_last_revealed(ceremony_id=game.ceremony_id)
-    )
+    # The board as of one seq: the socket then replays exactly what follows it.
+    board = game_board(game_id=game.pk)
     data = {
         "me": _me(request),
-        "game": _game_json(game, request.user.pk),
-        "leaderboard": board,
-        "participantCount": GameParticipant.objects.filter(game=game).count(),
+        "game": _game_json(board.game, request.user.pk),
+        "leaderboard": board.frame,
+        "participantCount": board.participant_count,
         "reactions": settings.ENVELOPE_REACTIONS,
     }
     tv = request.GET.get("tv") == "1"

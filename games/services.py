@@ -1,8 +1,8 @@
 """Every write of the games domain (CONTRACT §2), one function per write.
 
-Each state change of a game appends a GameEvent with the game's next seq
-under the game's row lock, in the same transaction as the change, and sends
-`game_events_recorded` so the leaderboard app can deliver it after commit.
+Each state change of a game appends its events to an EventLog (games.event_log)
+under the game's row lock, in the same transaction as the change: numbered,
+with their frames rendered, announced to the real-time layer after commit.
 """
 
 from __future__ import annotations
@@ -11,19 +11,18 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
 from games import errors
+from games.event_log import EventLog
 from games.formatting import iso_utc
 from games.models import (
     Category,
     Ceremony,
     Game,
-    GameEvent,
     GameParticipant,
     GameStatus,
     Nomination,
@@ -31,7 +30,6 @@ from games.models import (
     new_access_code,
 )
 from games.selectors import ceremony_last_revealed
-from games.signals import game_events_recorded, participant_removed
 
 UNSET: Any = object()
 PICKABLE_STATUSES = (GameStatus.SETUP, GameStatus.OPEN)
@@ -40,41 +38,8 @@ PICKABLE_STATUSES = (GameStatus.SETUP, GameStatus.OPEN)
 # --- events -----------------------------------------------------------------
 
 
-def _event_append(game: Game, type_: str, **fields: Any) -> GameEvent:
-    """Append the game's next event. Precondition: inside atomic, game row locked.
-
-    Events of the leaderboard kind are stored without payload: the leaderboard
-    app renders their standings after commit. Every other event's payload is
-    complete here.
-    """
-    game.seq += 1
-    Game.objects.filter(pk=game.pk).update(seq=game.seq)
-    if type_ == "leaderboard:update":
-        payload = None
-        data = fields
-    else:
-        payload = {"type": type_, "gameId": game.pk, "seq": game.seq, **fields}
-        data = {}
-    event = GameEvent.objects.create(
-        game=game, seq=game.seq, type=type_, data=data, payload=payload
-    )
-    retention = settings.ENVELOPE_EVENT_RETENTION
-    if game.seq > retention and game.seq % 50 == 0:
-        # Prune in steps of 50 so the delete is not paid on every event.
-        GameEvent.objects.filter(game=game, seq__lte=game.seq - retention).delete()
-    return event
-
-
-def _events_recorded(events: Iterable[GameEvent]) -> None:
-    ids = [event.pk for event in events]
-    if ids:
-        game_events_recorded.send(sender=GameEvent, event_ids=ids)
-
-
-def _status_event(game: Game) -> GameEvent:
-    return _event_append(
-        game, "game:status", status=game.status, picksLockAt=iso_utc(game.picks_lock_at)
-    )
+def _status_event(log: EventLog, game: Game) -> None:
+    log.append(game, "game:status", status=game.status, picksLockAt=iso_utc(game.picks_lock_at))
 
 
 def _locked_game(game_id: int) -> Game:
@@ -158,18 +123,19 @@ def _lock_due(game: Game, now: datetime) -> bool:
     return Category.objects.filter(ceremony_id=game.ceremony_id, winner__isnull=False).exists()
 
 
-def _lock(game: Game) -> list[GameEvent]:
+def _lock(log: EventLog, game: Game) -> None:
     """OPEN → LIVE with its events. Precondition: inside atomic, game row locked."""
     game.status = GameStatus.LIVE
     game.save(update_fields=["status"])
-    return [_status_event(game), _leaderboard_event(game)]
+    _status_event(log, game)
+    _board_event(log, game)
 
 
-def _leaderboard_event(game: Game) -> GameEvent:
-    return _event_append(
-        game,
-        "leaderboard:update",
-        lastRevealed=ceremony_last_revealed(ceremony_id=game.ceremony_id),
+def _board_event(log: EventLog, game: Game) -> None:
+    log.append_boards(
+        [game],
+        ceremony_id=game.ceremony_id,
+        last_revealed=ceremony_last_revealed(ceremony_id=game.ceremony_id),
     )
 
 
@@ -186,7 +152,9 @@ def game_lock_if_due(*, game_id: int) -> Game:
     with transaction.atomic():
         game = _locked_game(game_id)
         if _lock_due(game, now):
-            _events_recorded(_lock(game))
+            log = EventLog()
+            _lock(log, game)
+            log.save()
     return game
 
 
@@ -201,7 +169,7 @@ def game_update(
 ) -> Game:
     game = _locked_game(game_id)
     _require_host(game, actor)
-    events: list[GameEvent] = []
+    log = EventLog()
     if name is not None and name != game.name:
         game.name = name
         game.save(update_fields=["name"])
@@ -210,14 +178,14 @@ def game_update(
             raise errors.InvalidTransition("picksLockAt can only change while picks are open.")
         game.picks_lock_at = picks_lock_at
         game.save(update_fields=["picks_lock_at"])
-        events.append(_status_event(game))
+        _status_event(log, game)
     if status is not None and status != game.status:
         if not (game.status in PICKABLE_STATUSES and status == GameStatus.LIVE):
             raise errors.InvalidTransition(f"A game cannot go from {game.status} to {status}.")
-        events.extend(_lock(game))
+        _lock(log, game)
     elif _lock_due(game, timezone.now()):
-        events.extend(_lock(game))
-    _events_recorded(events)
+        _lock(log, game)
+    log.save()
     return game
 
 
@@ -247,14 +215,15 @@ def game_join(*, user: User, access_code: str) -> Game:
         if game.status == GameStatus.COMPLETED:
             raise errors.GameNotJoinable("This game is over and cannot be joined.")
         GameParticipant.objects.create(game=game, user=user)
-        event = _event_append(
+        log = EventLog()
+        log.append(
             game,
             "participant:joined",
             userId=user.pk,
             name=user.public_name,
             participantCount=_participant_count(game),
         )
-        _events_recorded([event])
+        log.save()
     return game
 
 
@@ -272,18 +241,19 @@ def participant_remove(*, game_id: int, actor: User, user_id: int) -> None:
     name = participant.user.public_name
     Pick.objects.filter(game=game, user_id=user_id).delete()
     participant.delete()
-    events = [
-        _event_append(
-            game,
-            "participant:left",
-            userId=user_id,
-            name=name,
-            participantCount=_participant_count(game),
-        ),
-        _leaderboard_event(game),
-    ]
-    _events_recorded(events)
-    participant_removed.send(sender=Game, game_id=game.pk, user_id=user_id)
+    # The removed user's sockets learn it from this event (the real-time
+    # layer answers it with `game:removed`): it is in the log, so it reaches
+    # them after any fault, like every other event.
+    log = EventLog()
+    log.append(
+        game,
+        "participant:left",
+        userId=user_id,
+        name=name,
+        participantCount=_participant_count(game),
+    )
+    _board_event(log, game)
+    log.save()
 
 
 # --- picks ------------------------------------------------------------------------
@@ -420,23 +390,37 @@ def category_reveal(*, category_id: int, nomination_id: int) -> tuple[Category, 
         "nominationId": nomination.pk,
         "title": nomination.title,
     }
-    events: list[GameEvent] = []
     statuses = (*PICKABLE_STATUSES, GameStatus.LIVE)
     games = _ceremony_games_locked(category.ceremony_id, statuses)
     _scores_adjust(category=category, winner_id=nomination.pk, sign=1)
-    for game in games:
-        if game.status in PICKABLE_STATUSES:
-            game.status = GameStatus.LIVE
-            game.save(update_fields=["status"])
-            events.append(_status_event(game))
-        events.append(_event_append(game, "leaderboard:update", lastRevealed=last_revealed))
-        if all_revealed:
-            game.status = GameStatus.COMPLETED
-            game.completed_at = now
-            game.save(update_fields=["status", "completed_at"])
-            events.append(_event_append(game, "game:completed", completedAt=iso_utc(now)))
-    _events_recorded(events)
+    # Set-based whatever the number of games (a public night has hundreds of
+    # small parties on one ceremony): the statuses in at most two UPDATEs, the
+    # standings in one read, the seqs in one UPDATE, the events in one INSERT.
+    log = EventLog()
+    newly_live = [game for game in games if game.status in PICKABLE_STATUSES]
+    _games_set_status(newly_live, GameStatus.LIVE)
+    for game in newly_live:
+        _status_event(log, game)
+    log.append_boards(games, ceremony_id=category.ceremony_id, last_revealed=last_revealed)
+    if all_revealed:
+        _games_set_status(games, GameStatus.COMPLETED, completed_at=now)
+        for game in games:
+            log.append(game, "game:completed", completedAt=iso_utc(now))
+    log.save()
     return category, True
+
+
+def _games_set_status(
+    games: list[Game], status: str, *, completed_at: datetime | None = None
+) -> None:
+    """Set the status (and completed_at) of locked games, in memory and in one UPDATE."""
+    for game in games:
+        game.status = status
+        game.completed_at = completed_at
+    if games:
+        Game.objects.filter(pk__in=[game.pk for game in games]).update(
+            status=status, completed_at=completed_at
+        )
 
 
 @transaction.atomic
@@ -450,13 +434,15 @@ def category_undo(*, category_id: int) -> tuple[Category, bool]:
     category.winner = None
     category.revealed_at = None
     category.save(update_fields=["winner", "revealed_at"])
-    events: list[GameEvent] = []
-    for game in games:
-        if game.status == GameStatus.COMPLETED:
-            game.status = GameStatus.LIVE
-            game.completed_at = None
-            game.save(update_fields=["status", "completed_at"])
-            events.append(_status_event(game))
-        events.append(_leaderboard_event(game))
-    _events_recorded(events)
+    log = EventLog()
+    completed = [game for game in games if game.status == GameStatus.COMPLETED]
+    _games_set_status(completed, GameStatus.LIVE)
+    for game in completed:
+        _status_event(log, game)
+    log.append_boards(
+        games,
+        ceremony_id=category.ceremony_id,
+        last_revealed=ceremony_last_revealed(ceremony_id=category.ceremony_id),
+    )
+    log.save()
     return category, True

@@ -6,7 +6,6 @@ work with transaction.on_commit, never broadcast from inside the transaction.
 
 from django.dispatch import Signal
 
-# event_ids: list[int] of GameEvent rows appended by the transaction.
+# events: list[GameEvent] appended by the transaction, each with its payload
+# rendered and its `game` loaded (games.event_log).
 game_events_recorded = Signal()
-# game_id: int, user_id: int — the user was removed from the game.
-participant_removed = Signal()

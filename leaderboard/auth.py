@@ -5,10 +5,11 @@ middleware altogether: they cost two trips through the database thread per
 connection, and a burst of thousands of connects queued behind them. Without
 a valid ticket, `AuthMiddlewareStack` resolves the session user as usual.
 
-The middleware only decodes the ticket into `scope["ticket_user_id"]`; the
-consumer loads that user from the database after accepting, so a ticket for a
-deleted or deactivated user gets the contract's USER_NOT_FOUND frame and 4401
-instead of an HTTP-level refusal the browser cannot read.
+The middleware only decodes the ticket into `scope["ticket"]`; the consumer
+loads that user from the database after accepting, so a ticket for a deleted
+or deactivated user gets the contract's USER_NOT_FOUND frame and 4401 instead
+of an HTTP-level refusal the browser cannot read, and a ticket issued before
+the user signed out gets AUTH_REQUIRED and 4401.
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
 
-from accounts.tickets import ticket_user_id
+from accounts.tickets import TicketClaim, ticket_claim
 
 
-def scope_ticket_user_id(scope: dict[str, Any]) -> int | None:
+def scope_ticket(scope: dict[str, Any]) -> TicketClaim | None:
     query = scope.get("query_string", b"")
     try:
         params = parse_qs(query.decode("latin-1"))
     except ValueError:
         return None
     tickets = params.get("ticket")
-    return ticket_user_id(tickets[0]) if tickets else None
+    return ticket_claim(tickets[0]) if tickets else None
 
 
 class TicketOrSessionAuth:
@@ -42,7 +43,7 @@ class TicketOrSessionAuth:
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
         # Not a coroutine itself: it returns the inner application's, so an
         # idle socket does not keep this frame (and its scope) suspended.
-        user_id = scope_ticket_user_id(scope)
-        if user_id is not None:
-            return self.inner(dict(scope, ticket_user_id=user_id), receive, send)
-        return self.session_auth(dict(scope, ticket_user_id=None), receive, send)
+        claim = scope_ticket(scope)
+        if claim is not None:
+            return self.inner(dict(scope, ticket=claim), receive, send)
+        return self.session_auth(dict(scope, ticket=None), receive, send)

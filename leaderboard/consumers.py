@@ -4,9 +4,11 @@ any number of games.
 Group messages reach the socket through the process's fan-out hub
 (leaderboard/fanout.py), not through a channel of its own. While a `join` is
 being answered, the hub's events for that game are buffered and handled after
-the `joined` frame (and replay) went out; each game's `last_seq` then drops
-anything the snapshot or the replay already covered, so a client never sees
-a game event twice or out of order on one socket.
+the `joined` frame (and replay) went out. Each game's last seq then decides:
+an event the socket already has is dropped, the next one is sent, and one
+beyond it means something was lost on the way — it is dropped too and the
+hub replays the missing ones from the event log, in order. So a client sees
+every event of a game once and in order on one socket.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import DatabaseError
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from accounts.models import User
 from config.daphne_prepared_send import EXTENSION as PREPARED_SEND
@@ -70,28 +74,36 @@ def _on_db_threads(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @_on_db_threads
-def _active_user(user_id: int) -> tuple[int, str] | None:
+def _active_user(user_id: int, auth_at: float) -> tuple[int, str] | str:
+    """(id, name) of the user, or the refusal code: USER_NOT_FOUND for a
+    missing or inactive user, AUTH_REQUIRED if they signed out since `auth_at`."""
     user = User.objects.filter(pk=user_id, is_active=True).first()
-    return (user.pk, user.public_name) if user else None
+    if user is None:
+        return "USER_NOT_FOUND"
+    if user.signed_out_at is not None and user.signed_out_at.timestamp() >= auth_at:
+        return "AUTH_REQUIRED"
+    return user.pk, user.public_name
 
 
 @_on_db_threads
-def _join_check(game_id: int, user_id: int) -> str | None:
-    """The refusal code for this join, or None: the user may follow the game.
-    Two queries when the answer is yes; a refusal looks closer for its reason."""
+def _join_check(game_id: int, user_id: int) -> int | str:
+    """The game's ceremony id when the user may follow the game, else the
+    refusal code. Two queries when the answer is yes; a refusal looks closer
+    for its reason."""
     try:
         # Persist a lock that came due, so the snapshot shows the game LIVE.
         game_lock_if_due(game_id=game_id)
         game_found = True
     except game_errors.NotFound:
         game_found = False
-    if (
-        game_found
-        and GameParticipant.objects.filter(
-            game_id=game_id, user_id=user_id, user__is_active=True
-        ).exists()
-    ):
-        return None
+    if game_found:
+        ceremony_id = (
+            GameParticipant.objects.filter(game_id=game_id, user_id=user_id, user__is_active=True)
+            .values_list("game__ceremony_id", flat=True)
+            .first()
+        )
+        if ceremony_id is not None:
+            return ceremony_id
     if not User.objects.filter(pk=user_id, is_active=True).exists():
         return "USER_NOT_FOUND"
     return "NOT_PARTICIPANT" if game_found else "GAME_NOT_FOUND"
@@ -102,6 +114,7 @@ _snapshot = _on_db_threads(join_snapshot)
 _JOIN_REFUSALS = {
     "GAME_NOT_FOUND": "No game with that id.",
     "NOT_PARTICIPANT": "You are not a player in this game.",
+    "SERVICE_UNAVAILABLE": "The service is briefly unavailable: join again in a moment.",
 }
 
 
@@ -116,6 +129,9 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
 
     user_id: int | None = None
     name: str = ""
+    # POSIX time the user was authenticated (the ticket's issue, else the
+    # connect): a sign-out at or after it closes the socket.
+    auth_at: float = 0.0
     closed: bool = False
     prepared_send: Any = None
     # Games this socket joined with `board: "top"` (leaderboard.top). Most
@@ -160,19 +176,26 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         self.socket_id = self.hub.new_socket_id()
         # Accept first: a close before accept reaches browsers as 1006, not our code.
         await self.accept()
-        claimed = self.scope.get("ticket_user_id")
-        if claimed is None:
+        claimed, auth_at = None, time.time()
+        ticket = self.scope.get("ticket")
+        if ticket is not None:
+            claimed, auth_at = ticket.user_id, ticket.issued_at
+        else:
             session_user = self.scope.get("user")
             if session_user is not None and session_user.is_authenticated:
                 claimed = session_user.pk
         if claimed is None:
             await self._close_unauthenticated("AUTH_REQUIRED", "Sign in to follow a game.")
             return
-        user = await _active_user(claimed)
-        if user is None:
+        user = await _active_user(claimed, auth_at)
+        if user == "USER_NOT_FOUND":
             await self._close_unauthenticated("USER_NOT_FOUND", "That account no longer exists.")
             return
+        if isinstance(user, str):
+            await self._close_unauthenticated("AUTH_REQUIRED", "You signed out.")
+            return
         self.user_id, self.name = user
+        self.auth_at = auth_at
         self.frames = TokenBucket(capacity=FRAME_BURST, rate=FRAMES_PER_SECOND, clock=self.clock)
         self.reactions = TokenBucket(
             capacity=reactions.BURST, rate=reactions.PER_SECOND, clock=self.clock
@@ -230,6 +253,13 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
             pong: dict[str, Any] = {"type": "pong"}
             if message.has_t:
                 pong["t"] = message.t
+            # The newest seq this process knows of per followed game: a client
+            # that missed a night's last event notices it here.
+            latest = self.hub.latest
+            pong["seqs"] = {
+                str(game_id): max(seq, latest.get(game_id, 0))
+                for game_id, seq in self.games.items()
+            }
             await self._send(pong, ref=message.ref)
         elif message.type == "join":
             await self._join(message)
@@ -241,20 +271,40 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     async def _join(self, message: Inbound) -> None:
         game_id = message.game_id
         assert game_id is not None and self.user_id is not None
-        refusal = "GAME_NOT_FOUND" if not 1 <= game_id <= MAX_ID else None
+        checked: int | str = "GAME_NOT_FOUND" if not 1 <= game_id <= MAX_ID else 0
         # The participant check runs before any group_add (CONTRACT §4).
-        refusal = refusal or await _join_check(game_id, self.user_id)
-        if refusal == "USER_NOT_FOUND":
-            await self._close_unauthenticated(refusal, "That account is no longer active.")
+        if checked == 0:
+            try:
+                checked = await _join_check(game_id, self.user_id)
+            except DatabaseError:
+                checked = "SERVICE_UNAVAILABLE"
+        if checked == "USER_NOT_FOUND":
+            await self._close_unauthenticated(checked, "That account is no longer active.")
             return
-        if refusal is not None:
-            await self._error(refusal, _JOIN_REFUSALS[refusal], ref=message.ref, game_id=game_id)
+        if isinstance(checked, str):
+            await self._error(checked, _JOIN_REFUSALS[checked], ref=message.ref, game_id=game_id)
             return
+        try:
+            await self._follow(message, ceremony_id=checked)
+        except (DatabaseError, RedisError, OSError):
+            logger.warning("join of game %s failed: a service is unreachable", game_id)
+            self.games.setdefault(game_id, 0)
+            await self._forget_game(game_id)
+            await self._error(
+                "SERVICE_UNAVAILABLE",
+                _JOIN_REFUSALS["SERVICE_UNAVAILABLE"],
+                ref=message.ref,
+                game_id=game_id,
+            )
+
+    async def _follow(self, message: Inbound, *, ceremony_id: int) -> None:
+        game_id = message.game_id
+        assert game_id is not None and self.user_id is not None
         # Follow first, snapshot second: an event committed in between is in
         # the snapshot or held back for this socket, never lost.
         self.joining.setdefault(game_id, [])
         try:
-            await self.hub.follow_game(game_id, self)
+            await self.hub.follow_game(game_id, ceremony_id, self)
             presence = get_presence()
             already_following = game_id in self.games
             first_tab = False
@@ -332,7 +382,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     # --- messages from the hub ------------------------------------------------------------
 
     async def game_message(self, message: dict[str, Any]) -> None:
-        """A game group's message: `game.event` (with seq) or `game.broadcast`."""
+        """A game's message from the hub: `game.event` (with seq) or `game.broadcast`."""
         game_id = message["game_id"]
         if self.closed:
             return
@@ -342,13 +392,23 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         last_seq = self.games.get(game_id)
         if last_seq is None:
             return  # not following it
-        if message["type"] == "game.event":
-            if message["seq"] <= last_seq:
-                return  # already covered by the snapshot or the replay
-            self.games[game_id] = message["seq"]
-            await self._send_shared(message, top=game_id in self.top_games)
+        if message["type"] != "game.event":
+            await self._send_shared(message)
             return
-        await self._send_shared(message)
+        seq = message["seq"]
+        if seq <= last_seq:
+            return  # already covered by the snapshot, the replay or a catch-up
+        if seq > last_seq + 1 and not message.get("resync"):
+            # Something between was lost on the way: the hub replays it from
+            # the event log, then this one, in order.
+            self.hub.catch_up(game_id)
+            return
+        self.games[game_id] = seq
+        if message.get("removed") == self.user_id:
+            await self._forget_game(game_id)
+            await self._send({"type": "game:removed", "gameId": game_id})
+            return
+        await self._send_shared(message, top=game_id in self.top_games)
 
     async def _send_shared(self, message: dict[str, Any], *, top: bool = False) -> None:
         """Send a hub message's text, which many local sockets share; for a
@@ -369,14 +429,9 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
             self.closed = True  # closing: its disconnect is queued
 
     async def user_message(self, message: dict[str, Any]) -> None:
-        """A per-user message for this socket's user: `game.removed` or `user.signed_out`."""
-        if self.closed:
-            return
-        if message["type"] == "user.signed_out":
+        """A per-user message for this socket's user: `user.signed_out`."""
+        if not self.closed and message["type"] == "user.signed_out":
             await self._close_unauthenticated("AUTH_REQUIRED", "You signed out.")
-        elif message["type"] == "game.removed" and message["game_id"] in self.games:
-            await self._forget_game(message["game_id"])
-            await self._send({"type": "game:removed", "gameId": message["game_id"]})
 
     async def restart_notice(self) -> None:
         """The process is shutting down: tell the client to reconnect at once."""

@@ -1,9 +1,16 @@
 """The only module that talks to the channel layer.
 
-Game events are encoded once and sent to the game's group; every process
-with sockets following the game receives the message once (leaderboard.fanout)
-and writes the same text to each of them. Per-user messages go to every
-process and carry `user_id`, which is how each hub routes them.
+Group messages are per ceremony, not per game: many parties share one
+ceremony, and one reveal appends an event to every one of them. After commit
+the events of a transaction go out as ONE message to the ceremony's group,
+each frame already encoded; every process following a game of the ceremony
+receives it once (leaderboard.fanout) and writes each frame to the sockets
+of its game. Presence diffs and reactions go to the same group with their
+game id. Per-user messages go to every process and carry `user_id`, which is
+how each hub routes them.
+
+This is the fast path only: the event log in the database is the truth, and
+each hub catches up from it when a message is lost (leaderboard.recovery).
 """
 
 from __future__ import annotations
@@ -16,20 +23,40 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from games.models import GameEvent
-from leaderboard.history import event_payload
 from leaderboard.protocol import encode
 
 logger = logging.getLogger(__name__)
 
 
+def ceremony_group(ceremony_id: int) -> str:
+    return f"ceremony.{ceremony_id}"
+
+
+# game id → ceremony id, learnt when a local socket follows the game (a
+# game's ceremony never changes), so ephemeral frames of a game find its group.
+game_ceremonies: dict[int, int] = {}
+
+
 def game_group(game_id: int) -> str:
-    return f"game.{game_id}"
+    """The group a game's messages go to. Precondition: a socket of this
+    process followed the game (so its ceremony is known here)."""
+    return ceremony_group(game_ceremonies[game_id])
 
 
-# Per-user messages (sign-out, removal) are rare: they go to one group that
-# every server process joins, and each process routes them by `user_id`. A
-# group per user cost a Redis write for every socket that connected.
+# Per-user messages (sign-out) are rare: they go to one group that every
+# server process joins, and each process routes them by `user_id`. A group
+# per user cost a Redis write for every socket that connected.
 USERS_GROUP = "users"
+
+# One event as it travels: (game id, seq, frame text, removed user id or None).
+# The removed user is what the hub needs to answer a `participant:left` with
+# `game:removed` to that user's sockets without parsing the frame.
+WireEvent = tuple[int, int, str, int | None]
+
+
+def wire_event(*, game_id: int, seq: int, type_: str, payload: dict[str, Any]) -> WireEvent:
+    removed = payload.get("userId") if type_ == "participant:left" else None
+    return (game_id, seq, encode(payload), removed)
 
 
 def _group_send(group: str, message: dict[str, Any]) -> None:
@@ -39,32 +66,29 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
     try:
         async_to_sync(layer.group_send)(group, message)
     except Exception:
-        # Delivery is at most once: a client that misses this converges via
-        # seq + resume. The write that caused it has committed and must stand.
+        # The write that caused it has committed and must stand; every
+        # process catches up from the event log (leaderboard.recovery).
         logger.exception("channel layer send to %s failed", group)
 
 
-def deliver_game_events(event_ids: Iterable[int]) -> None:
-    """Send committed game events to their games' groups, in seq order."""
-    events = (
-        GameEvent.objects.filter(pk__in=list(event_ids))
-        .select_related("game")  # a leaderboard update renders its game's standings
-        .order_by("game_id", "seq")
-    )
+def publish_game_events(events: Iterable[GameEvent]) -> None:
+    """Send committed events to their ceremonies' groups: one message per
+    ceremony, the events in seq order per game."""
+    by_ceremony: dict[int, list[WireEvent]] = {}
     for event in events:
-        text = encode(event_payload(event))
-        _group_send(
-            game_group(event.game_id),
-            {"type": "game.event", "game_id": event.game_id, "seq": event.seq, "text": text},
+        # event.game is the instance the service appended it with: no query.
+        by_ceremony.setdefault(event.game.ceremony_id, []).append(
+            wire_event(
+                game_id=event.game_id, seq=event.seq, type_=event.type, payload=event.payload
+            )
         )
-
-
-def notify_participant_removed(*, game_id: int, user_id: int) -> None:
-    _group_send(USERS_GROUP, {"type": "game.removed", "user_id": user_id, "game_id": game_id})
+    for ceremony_id, wire_events in by_ceremony.items():
+        _group_send(ceremony_group(ceremony_id), {"type": "game.events", "events": wire_events})
 
 
 def close_user_sockets(*, user_id: int) -> None:
-    """Close every socket of the user, on every process (sign-out)."""
+    """Close every socket of the user, on every process (sign-out). The fast
+    path: the hubs' recovery check also finds it in the database."""
     _group_send(USERS_GROUP, {"type": "user.signed_out", "user_id": user_id})
 
 
@@ -78,8 +102,8 @@ async def _agroup_send(group: str, message: dict[str, Any]) -> None:
     try:
         await layer.group_send(group, message)
     except Exception:
-        # At most once, like game events: presence refreshes and reactions are
-        # ephemeral, and a lost one must not break the socket that caused it.
+        # At most once: presence refreshes and reactions are ephemeral, and a
+        # lost one must not break the socket that caused it.
         logger.exception("channel layer send to %s failed", group)
 
 

@@ -1,13 +1,21 @@
 """Per-process fan-out: each server process hears a group message once.
 
-The textbook Channels way puts every socket's own channel in the game's group,
-so one reveal becomes one channel-layer message per socket (2,000 Redis pushes
-and 2,000 pops for a 2,000-socket game). Here the process holds ONE channel;
-it joins a game's group while at least one local socket follows that game,
-receives each message once, and hands the already encoded text to its local
-sockets. Per-user messages (sign-out, removal) reach every process through
-one group joined at start, and are routed here by `user_id`: connecting a
-socket costs no channel-layer call at all.
+The textbook Channels way puts every socket's own channel in a group, so one
+reveal becomes one channel-layer message per socket. Here the process holds
+ONE channel; it joins the group of a ceremony while at least one local
+socket follows a game of it, receives each message once, and hands each
+already encoded frame to the local sockets of its game. Per-user messages
+(sign-out) reach every process through one group joined at start, and are
+routed here by `user_id`: connecting a socket costs no channel-layer call.
+
+Delivery does not depend on the channel layer. Each socket knows the last
+seq it was sent per game and takes only the next one; a socket that sees a
+gap asks the hub to catch up, and the hub replays what its sockets miss from
+the event log (leaderboard.recovery): at once when the channel layer comes
+back after an error, and every few seconds in any case, which also covers a
+Redis that restarted without the hub noticing, or a process that died
+between its commit and its send. Group memberships are renewed on the same
+beat, since a Redis restart empties them.
 
 The consumer still owns its socket's lifecycle: it checks the participant
 before `follow_game`, filters events by seq, and closes itself. The hub only
@@ -25,23 +33,25 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from leaderboard import events
+from leaderboard import events, recovery
 from leaderboard.reactions import ReactionPacer
 
 logger = logging.getLogger(__name__)
 
-# The hub renews its group memberships: they expire in the channel layer
-# (channels_redis group_expiry, a day) and vanish if Redis restarts empty; a
-# minute bounds how long a process could then miss its games' messages.
-RENEW_GROUPS_SECONDS = 60.0
 # Sockets written to between two turns of the event loop during one delivery.
 YIELD_EVERY = 100
+# Retrying the channel layer after an error: from this, doubling, up to the check interval.
+RECONNECT_FIRST_DELAY = 0.2
 
 
 class Follower(Protocol):
     """What the hub needs from a socket (the consumer)."""
 
     socket_id: str
+    # game id → the last seq this socket was sent (absent while it joins)
+    games: dict[int, int]
+    # POSIX time its user was authenticated: a sign-out at or after it closes it
+    auth_at: float
 
     async def game_message(self, message: dict[str, Any]) -> None: ...
 
@@ -56,6 +66,11 @@ class Hub:
         self.channel: str | None = None
         self.games: dict[int, set[Follower]] = {}
         self.users: dict[int, set[Follower]] = {}
+        # ceremony id → the followed games of it (the groups this process is in)
+        self.ceremonies: dict[int, set[int]] = {}
+        # game id → the newest seq this process knows of (for `pong.seqs`)
+        self.latest: dict[int, int] = {}
+        self.log = recovery.LogReader()
         self._ids = itertools.count(1)
         self._started = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -63,6 +78,10 @@ class Hub:
         self._closing = False
         # group → done when this process's group_add for it has completed
         self._joining: dict[str, asyncio.Future[None]] = {}
+        # games whose sockets may miss events, for the catch-up task
+        self._behind: set[int] = set()
+        self._wake = asyncio.Event()
+        self._layer_failing = False
         # Reaction batches from every process, merged per game per window.
         self.reactions = ReactionPacer(self._deliver_reactions)
 
@@ -73,9 +92,15 @@ class Hub:
             if self.channel is not None:
                 return
             self.channel = await self.layer.new_channel(prefix="fanout")
-            await self.layer.group_add(events.USERS_GROUP, self.channel)
+            try:
+                await self.layer.group_add(events.USERS_GROUP, self.channel)
+            except Exception:
+                # Redis is down: the check below renews it, and sign-outs are
+                # found in the database meanwhile.
+                logger.warning("channel layer unreachable at start; retrying in the background")
             self._tasks.append(asyncio.create_task(self._read()))
-            self._tasks.append(asyncio.create_task(self._renew_groups()))
+            self._tasks.append(asyncio.create_task(self._catch_up_when_asked()))
+            self._tasks.append(asyncio.create_task(_every(recovery.check_seconds(), self.check)))
             for interval, job in self._periodic:
                 self._tasks.append(asyncio.create_task(_every(interval, job)))
 
@@ -89,6 +114,7 @@ class Hub:
             # channels_redis may linger in a cancelled BZPOPMIN's cleanup: do
             # not let that hold up the caller.
             await asyncio.wait(tasks, timeout=1)
+        await self.log.close()
 
     def every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
         """Run `job` every `interval` seconds for as long as the hub lives: one
@@ -109,16 +135,21 @@ class Hub:
 
     # --- membership -------------------------------------------------------------
 
-    async def follow_game(self, game_id: int, follower: Follower) -> None:
+    async def follow_game(self, game_id: int, ceremony_id: int, follower: Follower) -> None:
         await self.start()
-        group = events.game_group(game_id)
-        local = self.games.setdefault(game_id, set())
-        first = not local
-        local.add(follower)
+        events.game_ceremonies[game_id] = ceremony_id
+        self.games.setdefault(game_id, set()).add(follower)
+        followed = self.ceremonies.setdefault(ceremony_id, set())
+        first = not followed
+        followed.add(game_id)
+        group = events.ceremony_group(ceremony_id)
         if first:
             joined = self._joining[group] = asyncio.get_running_loop().create_future()
             try:
                 await self.layer.group_add(group, self.channel)
+            except Exception:
+                # Delivery goes on from the event log; the check re-adds the group.
+                logger.warning("could not join %s; the recovery check retries", group)
             finally:
                 del self._joining[group]
                 joined.set_result(None)
@@ -132,9 +163,21 @@ class Hub:
         if local is None or follower not in local:
             return
         local.discard(follower)
-        if not local:
-            del self.games[game_id]
-            await self.layer.group_discard(events.game_group(game_id), self.channel)
+        if local:
+            return
+        del self.games[game_id]
+        self.latest.pop(game_id, None)
+        ceremony_id = events.game_ceremonies[game_id]
+        followed = self.ceremonies.get(ceremony_id, set())
+        followed.discard(game_id)
+        if not followed:
+            self.ceremonies.pop(ceremony_id, None)
+            try:
+                await self.layer.group_discard(events.ceremony_group(ceremony_id), self.channel)
+            except Exception:
+                # Left in the group, this process ignores the ceremony's
+                # messages until the membership expires.
+                logger.warning("could not leave the group of ceremony %s", ceremony_id)
 
     async def follow_user(self, user_id: int, follower: Follower) -> None:
         # Local only: the process already hears every per-user message.
@@ -160,26 +203,72 @@ class Hub:
             except Exception:
                 if self._closing:
                     return  # redis-py may turn our cancellation into an error
-                # A Redis hiccup must not end this process's delivery for good;
-                # clients that missed something resume by seq.
-                logger.exception("fan-out receive failed; retrying")
-                await asyncio.sleep(0.5)
+                logger.warning("channel layer receive failed; rejoining its groups")
+                await self._rejoin_groups()
+                # Whatever was sent while we could not hear it is in the log.
+                self.catch_up()
                 continue
             await self.dispatch(message)
+
+    async def _rejoin_groups(self) -> None:
+        delay = RECONNECT_FIRST_DELAY
+        while not await self._renew_groups():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, recovery.check_seconds())
+
+    async def _renew_groups(self) -> bool:
+        """(Re-)add this process to its groups; False while the layer fails."""
+        groups = [events.USERS_GROUP, *map(events.ceremony_group, list(self.ceremonies))]
+        try:
+            for group in groups:
+                await self.layer.group_add(group, self.channel)
+        except Exception:
+            if not self._layer_failing:
+                logger.warning("channel layer unreachable; delivering from the event log")
+            self._layer_failing = True
+            return False
+        if self._layer_failing:
+            logger.warning("channel layer reachable again")
+        self._layer_failing = False
+        return True
 
     async def _deliver_reactions(self, game_id: int, text: str) -> None:
         await self.dispatch({"type": "game.broadcast", "game_id": game_id, "text": text})
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        if message["type"] == "game.reactions":
+        kind = message["type"]
+        if kind == "game.events":
+            for game_id, seq, text, removed in message["events"]:
+                if game_id in self.games:
+                    await self._deliver_event(game_id, seq, text, removed)
+            return
+        if kind == "game.reactions":
             if message["game_id"] in self.games:
                 self.reactions.add(message["game_id"], message["reactions"])
             return
         # Per-user messages carry user_id; everything else is a game's.
         if "user_id" in message:
-            targets, handler = self.users.get(message["user_id"], ()), "user_message"
+            await self._hand_out(self.users.get(message["user_id"], ()), "user_message", message)
         else:
-            targets, handler = self.games.get(message["game_id"], ()), "game_message"
+            await self._hand_out(self.games.get(message["game_id"], ()), "game_message", message)
+
+    async def _deliver_event(
+        self, game_id: int, seq: int, text: str, removed: int | None, *, resync: bool = False
+    ) -> None:
+        if seq > self.latest.get(game_id, 0):
+            self.latest[game_id] = seq
+        message: dict[str, Any] = {
+            "type": "game.event",
+            "game_id": game_id,
+            "seq": seq,
+            "text": text,
+            "removed": removed,
+        }
+        if resync:
+            message["resync"] = True
+        await self._hand_out(self.games.get(game_id, ()), "game_message", message)
+
+    async def _hand_out(self, targets: Any, handler: str, message: dict[str, Any]) -> None:
         # A snapshot of the set: a socket may leave while we write to others.
         for count, follower in enumerate(list(targets), 1):
             try:
@@ -192,12 +281,77 @@ class Hub:
                 # would otherwise wait for the last one to be handled.
                 await asyncio.sleep(0)
 
-    async def _renew_groups(self) -> None:
+    # --- recovery -------------------------------------------------------------------
+
+    def catch_up(self, game_id: int | None = None) -> None:
+        """Replay from the event log what this game's (None: every game's)
+        local sockets miss, soon, in the catch-up task."""
+        if game_id is None:
+            self._behind.update(self.games)
+        else:
+            self._behind.add(game_id)
+        self._wake.set()
+
+    async def check(self) -> None:
+        """The periodic check: groups renewed, every followed game caught up,
+        signed-out users' sockets closed."""
+        await self._renew_groups()
+        self.catch_up()
+        await self._close_signed_out()
+
+    async def _catch_up_when_asked(self) -> None:
         while True:
-            await asyncio.sleep(RENEW_GROUPS_SECONDS)
-            for game_id in list(self.games):
-                await self.layer.group_add(events.game_group(game_id), self.channel)
-            await self.layer.group_add(events.USERS_GROUP, self.channel)
+            await self._wake.wait()
+            self._wake.clear()
+            games, self._behind = self._behind, set()
+            try:
+                await self._replay_missed(games)
+            except Exception:
+                # The database is away (a restart): the next check retries.
+                logger.warning("catching up from the event log failed", exc_info=True)
+
+    async def _replay_missed(self, game_ids: set[int]) -> None:
+        after: dict[int, int] = {}
+        for game_id in game_ids:
+            # Sockets still joining hold their game's messages back and drop
+            # what their snapshot covers: only joined ones set the start.
+            seqs = [f.games[game_id] for f in self.games.get(game_id, ()) if game_id in f.games]
+            if seqs:
+                after[game_id] = min(seqs)
+        if not after:
+            return
+        missed = await self.log.run(recovery.missed_events, after)
+        for game_id, seq in missed.current.items():
+            if game_id in self.games and seq > self.latest.get(game_id, 0):
+                self.latest[game_id] = seq
+        previous: int | None = None
+        for event in missed.events:
+            if event.payload is None:
+                continue  # written by an old version and never rendered: skipped as pruned
+            # Events older than the retention window are gone: sockets that
+            # far behind get the rest with a gap, and the client rejoins.
+            first = event.game_id != previous
+            previous = event.game_id
+            wire = events.wire_event(
+                game_id=event.game_id, seq=event.seq, type_=event.type, payload=event.payload
+            )
+            await self._deliver_event(*wire, resync=first and event.seq > after[event.game_id] + 1)
+
+    async def _close_signed_out(self) -> None:
+        since: dict[int, float] = {}
+        for user_id, followers in self.users.items():
+            since[user_id] = min(follower.auth_at for follower in followers)
+        if not since:
+            return
+        try:
+            signed_out = await self.log.run(recovery.sign_outs, since)
+        except Exception:
+            logger.warning("checking sign-outs failed", exc_info=True)
+            return
+        for user_id, at in signed_out.items():
+            for follower in list(self.users.get(user_id, ())):
+                if follower.auth_at <= at:
+                    await follower.user_message({"type": "user.signed_out", "user_id": user_id})
 
 
 async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:

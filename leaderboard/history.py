@@ -1,4 +1,5 @@
-"""Game events as clients see them: rendering stored events and replaying them."""
+"""A game's history as a socket needs it: the `joined` snapshot and the
+stored events that follow a client's `lastSeq`."""
 
 from __future__ import annotations
 
@@ -8,29 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from games.formatting import iso_utc
-from games.models import Game, GameEvent, GameParticipant, GameStatus
-from games.selectors import ceremony_last_revealed
+from games.models import Game, GameEvent, GameStatus
+from games.standings import game_board
 from leaderboard.online import online_text
 from leaderboard.protocol import encode
-from leaderboard.selectors import leaderboard_payload
 from leaderboard.top import top_text
-
-
-def event_payload(event: GameEvent) -> dict[str, Any]:
-    """The frame of a stored event, rendering a leaderboard update's standings
-    the first time it is needed (after the commit that recorded it)."""
-    if event.payload is not None:
-        return event.payload
-    # event.game is already loaded where the caller selected it with the event.
-    payload = leaderboard_payload(
-        game=event.game, seq=event.seq, last_revealed=event.data.get("lastRevealed")
-    )
-    # First renderer wins, so every process replays the very same frame.
-    if GameEvent.objects.filter(pk=event.pk, payload__isnull=True).update(payload=payload) == 0:
-        event.refresh_from_db(fields=["payload"])
-        return event.payload
-    event.payload = payload
-    return payload
 
 
 def events_after(*, game_id: int, last_seq: int, current_seq: int) -> list[dict[str, Any]] | None:
@@ -38,14 +21,16 @@ def events_after(*, game_id: int, last_seq: int, current_seq: int) -> list[dict[
     (or `last_seq` is from the future): the client must take the snapshot."""
     if last_seq > current_seq or last_seq < 0:
         return None
-    events = list(
-        GameEvent.objects.filter(game_id=game_id, seq__gt=last_seq, seq__lte=current_seq).order_by(
-            "seq"
-        )
+    payloads = list(
+        GameEvent.objects.filter(game_id=game_id, seq__gt=last_seq, seq__lte=current_seq)
+        .order_by("seq")
+        .values_list("payload", flat=True)
     )
-    if len(events) != current_seq - last_seq:
+    # A payload is stored with its event; only rows written by versions that
+    # rendered leaderboard frames after commit can lack one.
+    if len(payloads) != current_seq - last_seq or None in payloads:
         return None
-    return [event_payload(event) for event in events]
+    return payloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +74,9 @@ OPEN_BOARD_SECONDS = 2.0
 clock = time.monotonic  # tests replace it
 
 
-def _board(game: Game) -> _Board:
+def _board(game: Game) -> tuple[Game, _Board]:
+    """The cached board of the game's seq, else a fresh one (with the game
+    as read for it, which may be newer than `game`)."""
     cached = _boards.get(game.pk)
     # created_at guards against a reused id (test databases are flushed).
     if (
@@ -97,20 +84,17 @@ def _board(game: Game) -> _Board:
         and (cached.seq, cached.created_at) == (game.seq, game.created_at)
         and (game.status != GameStatus.OPEN or clock() - cached.made_at < OPEN_BOARD_SECONDS)
     ):
-        return cached
-    payload = leaderboard_payload(
-        game=game,
-        seq=game.seq,
-        last_revealed=ceremony_last_revealed(ceremony_id=game.ceremony_id),
-    )
-    board = _boards[game.pk] = _Board(
+        return game, cached
+    board = game_board(game_id=game.pk)
+    game = board.game
+    cached = _boards[game.pk] = _Board(
         seq=game.seq,
         created_at=game.created_at,
-        text=encode(payload),
-        participant_count=GameParticipant.objects.filter(game=game).count(),
+        text=encode(board.frame),
+        participant_count=board.participant_count,
         made_at=clock(),
     )
-    return board
+    return game, cached
 
 
 def join_snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[int]) -> Snapshot:
@@ -119,8 +103,7 @@ def join_snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[i
 
     Raises Game.DoesNotExist if the game vanished since the participant check.
     """
-    game = Game.objects.get(pk=game_id)
-    board = _board(game)
+    game, board = _board(Game.objects.get(pk=game_id))
     replay = None
     if last_seq is not None:
         replay = events_after(game_id=game.pk, last_seq=last_seq, current_seq=game.seq)

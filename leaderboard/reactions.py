@@ -22,9 +22,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from games.models import Game
+from games.standings import game_standings
 from leaderboard import events
 from leaderboard.protocol import encode
-from leaderboard.selectors import game_standings
 
 logger = logging.getLogger(__name__)
 

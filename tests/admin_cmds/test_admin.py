@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from games import errors, services
 from games.models import Category, Game, GameEvent, GameStatus, Nomination
-from leaderboard.events import game_group
+from leaderboard.events import ceremony_group
 from tests.factories import (
     GameFactory,
     ParticipantFactory,
@@ -75,9 +75,9 @@ GAME_INLINE = {
 
 async def receive_frames(layer, channel: str, count: int) -> list[dict]:
     frames = []
-    for _ in range(count):
+    while len(frames) < count:
         message = await asyncio.wait_for(layer.receive(channel), timeout=5)
-        frames.append(json.loads(message["text"]))
+        frames.extend(json.loads(text) for _, _, text, _ in message["events"])
     return frames
 
 
@@ -92,7 +92,7 @@ def test_marking_a_winner_reveals_and_broadcasts(
     winner = category.nominations.all()[1]
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(game_group(party.pk), channel)
+    async_to_sync(layer.group_add)(ceremony_group(party.ceremony_id), channel)
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
             change_url(category), category_form(category, winner, points=7)
@@ -104,19 +104,19 @@ def test_marking_a_winner_reveals_and_broadcasts(
     party.refresh_from_db()
     assert party.status == GameStatus.LIVE
     update = GameEvent.objects.get(
-        game=party, type="leaderboard:update", data__lastRevealed__categoryId=category.pk
+        game=party, type="leaderboard:update", payload__lastRevealed__categoryId=category.pk
     )
-    # Rendered after commit by the leaderboard app, with the new points.
+    # Rendered in the reveal's transaction, with the new points.
     assert update.payload["lastRevealed"]["nominationId"] == winner.pk
     assert [(p["totalScore"], p["rank"]) for p in update.payload["players"]] == [(7, 1), (0, 2)]
-    # And sent to the game's group, like a reveal from the API.
+    # And sent to the ceremony's group, like a reveal from the API.
     frames = async_to_sync(receive_frames)(layer, channel, 2)
     assert [(f["type"], f["seq"]) for f in frames] == [
         ("game:status", 1),
         ("leaderboard:update", 2),
     ]
     assert frames[1] == update.payload
-    async_to_sync(layer.group_discard)(game_group(party.pk), channel)
+    async_to_sync(layer.group_discard)(ceremony_group(party.ceremony_id), channel)
 
 
 def test_winner_choices_are_the_category_nominations(staff_client, party):

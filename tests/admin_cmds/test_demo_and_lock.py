@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from games import services
 from games.models import Ceremony, Game, GameEvent, GameParticipant, GameStatus, Pick
-from leaderboard.selectors import game_standings
+from games.standings import game_standings
 from tests.factories import GameFactory, make_ceremony
 
 

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts import ratelimit
 from accounts.models import User
-from accounts.tickets import ticket_user_id
+from accounts.tickets import ticket_claim
 from tests.api.conftest import error_of
 from tests.factories import PASSWORD, UserFactory
 
@@ -269,7 +269,7 @@ def test_ws_ticket(api_for, user):
     body = response.json()
     assert set(body) == {"ticket", "expiresIn"}
     assert body["expiresIn"] == 60
-    assert ticket_user_id(body["ticket"]) == user.pk
+    assert ticket_claim(body["ticket"]).user_id == user.pk
 
 
 def test_ws_ticket_requires_sign_in(api, db):

@@ -10,7 +10,7 @@ from django.db import connection, connections
 
 from games import errors, services
 from games.models import Game, GameEvent, GameStatus, Pick
-from tests.factories import GameFactory, UserFactory, make_ceremony
+from tests.factories import GameFactory, UserFactory, make_ceremony, pick_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,3 +95,41 @@ def test_a_pick_racing_the_first_reveal_cannot_slip_in_after_it(postgres_url):
         services._ceremony_games_locked = original
     assert not Pick.objects.filter(game=game, user=player).exists()
     assert Game.objects.get(pk=game.pk).status == GameStatus.LIVE
+
+
+def test_frames_stored_under_racing_reveals_show_the_board_as_of_their_seq(postgres_url):
+    """Each leaderboard:update is rendered in its reveal's transaction: under
+    racing reveals, the frame stored under seq N scores exactly the categories
+    revealed by then (rendered after commit from live counters, an earlier
+    seq could carry a later reveal's points)."""
+    points = [1, 2, 4, 8, 16, 32]
+    ceremony = make_ceremony(categories=len(points), nominees=2, points=points)
+    games = [GameFactory(ceremony=ceremony) for _ in range(3)]
+    for game in games:
+        pick_all(game, game.host, choose=0)  # right wherever nominee 0 wins
+    categories = list(ceremony.categories.order_by("order"))
+
+    @_in_thread
+    def reveal(category):
+        services.category_reveal(
+            category_id=category.pk, nomination_id=category.nominations.first().pk
+        )
+
+    with ThreadPoolExecutor(max_workers=len(categories)) as pool:
+        list(pool.map(reveal, categories))
+
+    points_of = {category.pk: category.points for category in categories}
+    for game in games:
+        frames = [
+            event.payload
+            for event in GameEvent.objects.filter(game=game, type="leaderboard:update").order_by(
+                "seq"
+            )
+        ]
+        assert len(frames) == len(categories)
+        revealed: list[int] = []
+        for frame in frames:
+            revealed.append(frame["lastRevealed"]["categoryId"])
+            assert frame["revealedCount"] == len(revealed)
+            # Distinct powers of two: the total names exactly which were revealed.
+            assert frame["players"][0]["totalScore"] == sum(points_of[c] for c in revealed)

@@ -6,6 +6,8 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from games import errors, services
@@ -344,7 +346,7 @@ def test_last_reveal_completes_and_undo_reopens(game):
     assert [t for _, t in event_types(game)][-2:] == ["game:status", "leaderboard:update"]
     # lastRevealed falls back to the latest category still revealed.
     undo_event = GameEvent.objects.filter(game=game).order_by("-seq").first()
-    assert undo_event.data["lastRevealed"]["categoryId"] == cats[2].pk
+    assert undo_event.payload["lastRevealed"]["categoryId"] == cats[2].pk
 
 
 def test_undo_of_unrevealed_category_is_a_no_op(game):
@@ -374,10 +376,15 @@ def test_events_are_delivered_only_after_commit(game, django_capture_on_commit_c
         assert send.call_count == 0  # nothing left inside the transaction
         assert len(callbacks) == 1
         callbacks[0]()
-    groups = [call.args[0] for call in send.call_args_list]
-    assert groups == [f"game.{game.pk}", f"game.{game.pk}"]
-    kinds = [call.args[1]["seq"] for call in send.call_args_list]
-    assert kinds == [1, 2]
+    # One message for the whole transaction, to the ceremony's group.
+    (group, message), *more = [call.args for call in send.call_args_list]
+    assert not more
+    assert group == f"ceremony.{game.ceremony_id}"
+    assert message["type"] == "game.events"
+    assert [(game_id, seq) for game_id, seq, _, _ in message["events"]] == [
+        (game.pk, 1),
+        (game.pk, 2),
+    ]
 
 
 def test_old_events_are_pruned_beyond_retention(game, settings):
@@ -463,3 +470,26 @@ def test_score_counters_always_match_a_recount_from_the_picks():
             reveal(category, rng.randrange(3))
         assert_counters_exact()
     assert any(total for game in games for _, total, _ in _counters(game).values())
+
+
+def _reveal_queries(games: int) -> int:
+    ceremony = make_ceremony(categories=2, nominees=2)
+    for _ in range(games):
+        game = GameFactory(ceremony=ceremony)
+        pick_all(game, game.host, choose=0)
+    category = ceremony.categories.order_by("order").first()
+    with CaptureQueriesContext(connection) as captured:
+        services.category_reveal(
+            category_id=category.pk, nomination_id=category.nominations.first().pk
+        )
+    assert GameEvent.objects.filter(type="leaderboard:update").count() == games
+    return len(captured.captured_queries)
+
+
+def test_a_reveal_costs_the_same_queries_for_one_game_or_forty():
+    """Many parties share a ceremony: a reveal's statements do not grow with
+    the number of its games (set-based standings, seqs, statuses, events)."""
+    one = _reveal_queries(1)
+    GameEvent.objects.all().delete()
+    forty = _reveal_queries(40)
+    assert forty == one, (one, forty)

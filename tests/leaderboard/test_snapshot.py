@@ -37,9 +37,7 @@ def test_live_game_standings_are_computed_once_per_seq():
     game = GameFactory(ceremony=make_ceremony(categories=2))
     pick_all(game, game.host)
     services.game_lock(game_id=game.pk, actor=game.host)
-    with mock.patch.object(
-        history, "leaderboard_payload", wraps=history.leaderboard_payload
-    ) as computed:
+    with mock.patch.object(history, "game_board", wraps=history.game_board) as computed:
         for _ in range(3):
             history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
         assert computed.call_count == 1

@@ -12,7 +12,7 @@ from django.contrib.auth.signals import user_logged_out
 from accounts.models import User
 from games.models import Category, GameEvent
 from games.services import category_reveal, category_undo, participant_remove
-from leaderboard.events import game_group
+from leaderboard.events import ceremony_group, game_group
 from tests.ws.conftest import group_members
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -169,7 +169,7 @@ async def test_participant_removal_sends_game_removed_and_stops_events(hello, pa
     assert await player.nothing()
     refused = await player.join(party.game.pk)
     assert refused["code"] == "NOT_PARTICIPANT"
-    assert len(await group_members(game_group(party.game.pk))) == 1
+    assert len(await group_members(ceremony_group(party.game.ceremony_id))) == 1
 
 
 async def test_sign_out_closes_every_socket_of_the_user_4401(hello, party):

@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 
 from games.models import GameStatus
 from leaderboard.consumers import LeaderboardConsumer
-from leaderboard.events import game_group
+from leaderboard.events import ceremony_group
 from tests.ws.conftest import group_members
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +69,7 @@ async def test_join_replies_with_the_exact_joined_shape(hello, party):
         "ref": "j1",
     }
     assert isinstance(leaderboard["timestamp"], int)
-    assert await group_members(game_group(party.game.pk))
+    assert await group_members(ceremony_group(party.game.ceremony_id))
 
 
 async def test_join_locks_a_game_whose_lock_time_passed(hello, party):
@@ -87,7 +87,7 @@ async def test_non_participant_join_is_refused_and_adds_nothing(hello, party):
     socket = await hello(party.outsider)
     frame = await socket.join(party.game.pk, ref="r")
     assert without_message(frame) == error("NOT_PARTICIPANT", ref="r", gameId=party.game.pk)
-    assert await group_members(game_group(party.game.pk)) == set()
+    assert await group_members(ceremony_group(party.game.ceremony_id)) == set()
     # Still not following: a reaction is NOT_JOINED, the socket stays open.
     await socket.send({"type": "reaction:send", "gameId": party.game.pk, "emoji": "🔥"})
     assert (await socket.recv())["code"] == "NOT_JOINED"
@@ -120,7 +120,7 @@ async def test_malformed_messages(hello, party, frame, expected):
     await socket.send(frame)
     assert without_message(await socket.recv()) == expected
     await socket.send({"type": "ping", "t": 1})
-    assert await socket.recv() == {"type": "pong", "t": 1}  # still open
+    assert await socket.recv() == {"type": "pong", "t": 1, "seqs": {}}  # still open
 
 
 @pytest.mark.parametrize("last_seq", [-1, "3", 1.0, False])
@@ -157,11 +157,11 @@ async def test_oversized_frame_closes_1009(hello, party):
 async def test_ping_echoes_any_value_and_ref(hello, party):
     socket = await hello(party.player)
     await socket.send({"type": "ping", "t": {"a": [1, None]}, "ref": "p"})
-    assert await socket.recv() == {"type": "pong", "t": {"a": [1, None]}, "ref": "p"}
+    assert await socket.recv() == {"type": "pong", "t": {"a": [1, None]}, "seqs": {}, "ref": "p"}
     await socket.send({"type": "ping"})
-    assert await socket.recv() == {"type": "pong"}
+    assert await socket.recv() == {"type": "pong", "seqs": {}}
     await socket.send({"type": "ping", "t": None})
-    assert await socket.recv() == {"type": "pong", "t": None}
+    assert await socket.recv() == {"type": "pong", "t": None, "seqs": {}}
 
 
 async def test_leave(hello, party):
@@ -170,7 +170,7 @@ async def test_leave(hello, party):
     await socket.recv_until("presence:diff")
     await socket.send({"type": "leave", "gameId": party.game.pk, "ref": "l"})
     assert await socket.recv() == {"type": "left", "gameId": party.game.pk, "ref": "l"}
-    assert await group_members(game_group(party.game.pk)) == set()
+    assert await group_members(ceremony_group(party.game.ceremony_id)) == set()
     await socket.send({"type": "leave", "gameId": party.game.pk, "ref": "l2"})
     assert without_message(await socket.recv()) == error(
         "NOT_JOINED", ref="l2", gameId=party.game.pk
@@ -218,7 +218,7 @@ async def test_reaction_flood_is_rate_limited_then_closed_4429(hello, party, fro
     )
     # Other messages still work while reactions are limited.
     await socket.send({"type": "ping", "t": 0})
-    assert await socket.recv() == {"type": "pong", "t": 0}
+    assert await socket.recv() == {"type": "pong", "t": 0, "seqs": {str(party.game.pk): 0}}
     for _ in range(18):
         await socket.send(reaction)
         assert (await socket.recv())["code"] == "RATE_LIMITED"

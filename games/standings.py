@@ -1,0 +1,129 @@
+"""Standings and the `leaderboard:update` frame: the one home of a game's board.
+
+Standings come from the participants' score counters, which games.services
+keeps in the same transactions that change picks and winners. They are read
+for many games at once: a reveal renders the board of every game of its
+ceremony inside its transaction, and that must cost the same few queries for
+a thousand small parties as for one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q
+
+from games.models import Category, Game, GameParticipant
+from games.scoring import PlayerScore, RankedPlayer, rank_players
+from games.selectors import ceremony_last_revealed
+
+
+@dataclass(frozen=True, slots=True)
+class Standings:
+    players: list[RankedPlayer]
+    revealed_count: int
+    category_count: int
+    incomplete_count: int
+
+
+def standings_of_games(*, ceremony_id: int, game_ids: list[int]) -> dict[int, Standings]:
+    """Each game's standings (its games all belong to `ceremony_id`): three
+    queries however many games.
+
+    Only participants with a pick in every category are ranked; the rest are
+    counted in incomplete_count.
+    """
+    if not game_ids:
+        return {}
+    categories = Category.objects.filter(ceremony_id=ceremony_id).aggregate(
+        total=Count("id"), revealed=Count("id", filter=Q(winner__isnull=False))
+    )
+    category_count, revealed = categories["total"], categories["revealed"]
+    players: dict[int, list[PlayerScore]] = {game_id: [] for game_id in game_ids}
+    participants = GameParticipant.objects.filter(game_id__in=game_ids)
+    # Nothing to pick yet: nobody is complete.
+    complete = Q(pick_count__gte=category_count) if category_count else Q(pk__in=[])
+    # Only the ranked rows are fetched, with their names: in a large watch
+    # party many participants may not have picked everything, and those are
+    # only counted.
+    rows = participants.filter(complete).values_list(
+        "game_id", "user_id", "user__username", "user__display_name", "total_score", "correct_count"
+    )
+    for game_id, user_id, username, display_name, total, correct in rows:
+        players[game_id].append(PlayerScore(user_id, display_name or username, total, correct))
+    incomplete = dict(
+        participants.exclude(complete)
+        .values("game_id")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("game_id", "n")
+    )
+    return {
+        game_id: Standings(
+            players=rank_players(players[game_id]),
+            revealed_count=revealed,
+            category_count=category_count,
+            incomplete_count=incomplete.get(game_id, 0),
+        )
+        for game_id in game_ids
+    }
+
+
+def game_standings(*, game: Game) -> Standings:
+    return standings_of_games(ceremony_id=game.ceremony_id, game_ids=[game.pk])[game.pk]
+
+
+def leaderboard_frame(
+    *, game_id: int, seq: int, standings: Standings, last_revealed: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The `leaderboard:update` frame of a game at `seq`."""
+    return {
+        "type": "leaderboard:update",
+        "gameId": game_id,
+        "seq": seq,
+        "players": [player.as_json() for player in standings.players],
+        "revealedCount": standings.revealed_count,
+        "categoryCount": standings.category_count,
+        "incompleteCount": standings.incomplete_count,
+        "lastRevealed": last_revealed,
+        "timestamp": int(time.time() * 1000),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """A game's board as of one seq, with what a snapshot shows beside it."""
+
+    game: Game  # as read at `frame["seq"]`
+    frame: dict[str, Any]  # the leaderboard:update at that seq
+    participant_count: int
+
+
+# Reads that keep racing writes give up after this many tries and return the
+# last one (still a real board; at worst newer than its seq by a write).
+_BOARD_TRIES = 5
+
+
+def game_board(*, game_id: int) -> Board:
+    """The board at the game's current seq, for snapshots (`joined`, the API,
+    the live page).
+
+    Read without locks, then checked: if an event committed while the
+    standings were read, they may already include it, and the board would
+    carry later standings under an earlier seq. Then it is read again.
+
+    Raises Game.DoesNotExist for an unknown game.
+    """
+    for _ in range(_BOARD_TRIES):
+        game = Game.objects.get(pk=game_id)
+        standings = game_standings(game=game)
+        last_revealed = ceremony_last_revealed(ceremony_id=game.ceremony_id)
+        participant_count = GameParticipant.objects.filter(game_id=game_id).count()
+        if Game.objects.filter(pk=game_id, seq=game.seq).exists():
+            break
+    frame = leaderboard_frame(
+        game_id=game.pk, seq=game.seq, standings=standings, last_revealed=last_revealed
+    )
+    return Board(game=game, frame=frame, participant_count=participant_count)
