@@ -149,20 +149,21 @@ class Pick(models.Model):
 
 
 class GameEvent(models.Model):
-    """One state change of a game, numbered by the game's seq, kept for resume.
+    """One state change of a game, numbered by the game's seq: the event log
+    that resume and recovery replay from (games.event_log).
 
-    `payload` is the exact frame sent to every socket of the game. It is
-    written in the same transaction as the change for events whose content is
-    known then, and right after commit for leaderboard updates, whose
-    standings the leaderboard app computes (games never imports leaderboard).
+    `payload` is the exact frame sent to every socket of the game, rendered
+    in the same transaction as the change (a leaderboard update's standings
+    are those as of its seq).
     """
 
     game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=40)
-    # Domain facts recorded with the change (e.g. which category was revealed).
+    # Unused since frames are rendered with their events; kept for old rows.
     data = models.JSONField(default=dict, blank=True)
-    # The frame clients receive; null until rendered (see docstring).
+    # The frame clients receive. Null only in rows written by versions that
+    # rendered leaderboard frames after commit; those are never replayed.
     payload = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

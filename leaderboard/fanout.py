@@ -238,9 +238,15 @@ class Hub:
     async def dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "game.events":
+            written = 0
             for game_id, seq, text, removed in message["events"]:
                 if game_id in self.games:
-                    await self._deliver_event(game_id, seq, text, removed)
+                    written += await self._deliver_event(game_id, seq, text, removed)
+                    if written >= YIELD_EVERY:
+                        # A reveal of a thousand small parties: let the
+                        # server flush between games, as within a big one.
+                        written = 0
+                        await asyncio.sleep(0)
             return
         if kind == "game.reactions":
             if message["game_id"] in self.games:
@@ -254,7 +260,8 @@ class Hub:
 
     async def _deliver_event(
         self, game_id: int, seq: int, text: str, removed: int | None, *, resync: bool = False
-    ) -> None:
+    ) -> int:
+        """Hand one event to the game's local sockets; returns how many."""
         if seq > self.latest.get(game_id, 0):
             self.latest[game_id] = seq
         message: dict[str, Any] = {
@@ -266,11 +273,12 @@ class Hub:
         }
         if resync:
             message["resync"] = True
-        await self._hand_out(self.games.get(game_id, ()), "game_message", message)
+        return await self._hand_out(self.games.get(game_id, ()), "game_message", message)
 
-    async def _hand_out(self, targets: Any, handler: str, message: dict[str, Any]) -> None:
+    async def _hand_out(self, targets: Any, handler: str, message: dict[str, Any]) -> int:
         # A snapshot of the set: a socket may leave while we write to others.
-        for count, follower in enumerate(list(targets), 1):
+        targets = list(targets)
+        for count, follower in enumerate(targets, 1):
             try:
                 await getattr(follower, handler)(message)
             except Exception:
@@ -280,6 +288,7 @@ class Hub:
                 # byte leaves before the loop turns, and the first sockets
                 # would otherwise wait for the last one to be handled.
                 await asyncio.sleep(0)
+        return len(targets)
 
     # --- recovery -------------------------------------------------------------------
 

@@ -13,11 +13,14 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
+from django.db import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts.models import User
 from accounts.tickets import ticket_issue
 from games.services import category_reveal, participant_remove
-from leaderboard import events
+from leaderboard import consumers, events
+from tests.ws.conftest import group_members
 from tests.ws.test_delivery import categories, drain_presence, joined_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -210,3 +213,24 @@ def test_wire_event_names_the_removed_user_only_on_participant_left():
     wire = events.wire_event(game_id=1, seq=4, type_="participant:joined", payload=joined)
     assert wire[3] is None
     assert json.loads(wire[2]) == joined
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OperationalError("the database is restarting"), RedisConnectionError("Redis is away")],
+)
+async def test_a_join_while_a_service_is_away_is_refused_and_the_socket_stays_open(
+    hello, party, failure
+):
+    socket = await hello(party.player)
+    with mock.patch.object(consumers, "_snapshot", side_effect=failure):
+        reply = await socket.join(party.game.pk, ref="j")
+    assert (reply["type"], reply["code"], reply["ref"], reply["gameId"]) == (
+        "leaderboard:error",
+        "SERVICE_UNAVAILABLE",
+        "j",
+        party.game.pk,
+    )
+    assert await group_members(events.ceremony_group(party.game.ceremony_id)) == set()
+    # Once the service is back, the same socket joins.
+    assert (await socket.join(party.game.pk))["type"] == "joined"
