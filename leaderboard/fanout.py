@@ -315,9 +315,9 @@ class Hub:
             games, self._behind = self._behind, set()
             try:
                 await self._replay_missed(games)
-            except Exception:
+            except Exception as error:
                 # The database is away (a restart): the next check retries.
-                logger.warning("catching up from the event log failed", exc_info=True)
+                logger.warning("catching up from the event log failed: %r", error)
 
     async def _replay_missed(self, game_ids: set[int]) -> None:
         after: dict[int, int] = {}
@@ -354,8 +354,8 @@ class Hub:
             return
         try:
             signed_out = await self.log.run(recovery.sign_outs, since)
-        except Exception:
-            logger.warning("checking sign-outs failed", exc_info=True)
+        except Exception as error:
+            logger.warning("checking sign-outs failed: %r", error)
             return
         for user_id, at in signed_out.items():
             for follower in list(self.users.get(user_id, ())):

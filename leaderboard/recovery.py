@@ -102,7 +102,11 @@ class LogReader:
 
 
 def _fresh(read: Callable[..., T], *args: Any) -> T:
-    # A connection broken by a database restart is replaced here, as Django
-    # does around each request.
+    # Around each read, as Django does around each request: a connection
+    # broken by a database restart is replaced, and one past its age (or a
+    # pooled one) is given back.
     close_old_connections()
-    return read(*args)
+    try:
+        return read(*args)
+    finally:
+        close_old_connections()

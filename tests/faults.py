@@ -133,3 +133,210 @@ class PrivateRedis:
 def closed_port() -> int:
     """A loopback port nothing listens on (a Redis that cannot be reached)."""
     return free_port()
+
+
+# --- a private PostgreSQL ----------------------------------------------------------
+
+POSTGRES_BIN = "/usr/lib/postgresql/15/bin"
+# As root, the cluster runs as this OS user (postgres refuses to run as root).
+POSTGRES_OS_USER = "postgres"
+
+
+def _runuser() -> str | None:
+    for candidate in ("/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _postgres_reason(bindir: str) -> str | None:
+    missing = [
+        name
+        for name in ("initdb", "pg_ctl", "postgres")
+        if not os.access(os.path.join(bindir, name), os.X_OK)
+    ]
+    if missing:
+        return (
+            f"fault tests start a private PostgreSQL and need {', '.join(missing)} in {bindir} "
+            "(apt-get install postgresql-15)"
+        )
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam(POSTGRES_OS_USER)
+        except KeyError:
+            return f"as root, a private PostgreSQL runs as the OS user {POSTGRES_OS_USER!r}: none"
+        if _runuser() is None:
+            return "as root, a private PostgreSQL is started with runuser, which is missing"
+    return None
+
+
+def require_postgres(bindir: str = POSTGRES_BIN) -> str:
+    """The PostgreSQL binaries' directory, or skip with a reason; in CI their
+    absence fails."""
+    reason = _postgres_reason(bindir)
+    if reason is None:
+        return bindir
+    if IN_CI:
+        pytest.fail(f"CI must exercise the real services: {reason}")
+    pytest.skip(reason)
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own (initdb in a temporary directory, trust
+    auth, fsync off) on a free loopback port. `stop()` then `start()` is a
+    restart on the same port that keeps the data, as a real one does.
+
+        with PrivatePostgres() as pg:
+            LiveStack(processes=2, database_url=pg.url, redis_url=...)
+            pg.stop()       # fast shutdown: every client connection is terminated
+            pg.start()
+    """
+
+    def __init__(self, bindir: str = POSTGRES_BIN, port: int | None = None) -> None:
+        self.bindir = bindir
+        self.port = port or free_port()
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def directory(self) -> Path:
+        assert self._dir is not None
+        return Path(self._dir.name)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "postgres.log"
+
+    def _pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError, AssertionError):
+            return None
+
+    @property
+    def running(self) -> bool:
+        pid = self._pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        command = [os.path.join(self.bindir, args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = [_runuser() or "runuser", "-u", POSTGRES_OS_USER, "--", *command]
+        return subprocess.run(
+            command,
+            cwd=self.directory,  # readable by the postgres user, unlike the caller's
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def _init(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="envelope-pg-")
+        if os.geteuid() == 0:
+            import pwd
+
+            owner = pwd.getpwnam(POSTGRES_OS_USER)
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+        result = self._run(
+            "initdb",
+            *("-D", str(self.data_dir), "-U", "postgres", "--auth=trust"),
+            *("--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+    def start(self, timeout: float = 30) -> None:
+        if self._dir is None:
+            self._init()
+        if self.running:
+            return
+        options = " ".join(
+            [
+                f"-p {self.port} -k {self.directory}",
+                "-c listen_addresses=127.0.0.1 -c max_connections=50",
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                "-c shared_buffers=32MB",
+            ]
+        )
+        result = self._run(
+            "pg_ctl",
+            *("-D", str(self.data_dir), "-o", options, "-l", str(self.log_path)),
+            *("start", "-w", "-t", str(int(timeout))),
+            timeout=timeout + 10,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pg_ctl start failed ({result.returncode}):\n{result.stdout[-1000:]}"
+                f"\n{result.stderr[-1000:]}\n{self.log()[-3000:]}"
+            )
+
+    def stop(self, mode: str = "fast", timeout: float = 30) -> None:
+        """Shut the server down (`fast`: roll back and disconnect every client;
+        `immediate`: no clean shutdown at all, like a crash) and wait until it
+        is gone."""
+        if self._dir is None or not self.running:
+            return
+        result = self._run(
+            "pg_ctl",
+            *("-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout))),
+            "stop",
+            timeout=timeout + 10,
+        )
+        if result.returncode != 0 and self.running:
+            pid = self._pid()
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    return  # gone meanwhile
+                deadline = time.monotonic() + 10
+                while self.running and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+    def restart(self, mode: str = "fast", down: float = 0.0) -> None:
+        self.stop(mode)
+        time.sleep(down)
+        self.start()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except (OSError, AssertionError):
+            return ""
+
+    def close(self) -> None:
+        if self._dir is None:
+            return
+        try:
+            self.stop("immediate")
+        finally:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> PrivatePostgres:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
