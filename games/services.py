@@ -8,6 +8,7 @@ with their frames rendered, announced to the real-time layer after commit.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from games.models import (
     new_access_code,
 )
 from games.selectors import ceremony_last_revealed
+from games.sql import id_set
 
 UNSET: Any = object()
 PICKABLE_STATUSES = (GameStatus.SETUP, GameStatus.OPEN)
@@ -38,7 +40,7 @@ PICKABLE_STATUSES = (GameStatus.SETUP, GameStatus.OPEN)
 # --- events -----------------------------------------------------------------
 
 
-def _status_event(log: EventLog, game: Game) -> None:
+def _status_event(log: EventLog, game: Game | LockedGame) -> None:
     log.append(game, "game:status", status=game.status, picksLockAt=iso_utc(game.picks_lock_at))
 
 
@@ -305,13 +307,28 @@ def _locked_category(category_id: int) -> Category:
     return Category.objects.select_for_update().get(pk=category_id)
 
 
-def _ceremony_games_locked(ceremony_id: int, statuses: Iterable[str]) -> list[Game]:
+@dataclass(slots=True)
+class LockedGame:
+    """A game row locked by a write to its whole ceremony: what its events
+    need, without building a model instance for each of a thousand parties."""
+
+    pk: int
+    ceremony_id: int
+    seq: int
+    status: str
+    picks_lock_at: datetime | None
+    completed_at: datetime | None
+
+
+def _ceremony_games_locked(ceremony_id: int, statuses: Iterable[str]) -> list[LockedGame]:
     # Ordered by id so concurrent reveals take row locks in the same order.
-    return list(
+    rows = (
         Game.objects.select_for_update()
         .filter(ceremony_id=ceremony_id, status__in=list(statuses))
         .order_by("pk")
+        .values_list("pk", "ceremony_id", "seq", "status", "picks_lock_at", "completed_at")
     )
+    return [LockedGame(*row) for row in rows]
 
 
 def _scores_adjust(*, category: Category, winner_id: int, sign: int) -> None:
@@ -411,14 +428,14 @@ def category_reveal(*, category_id: int, nomination_id: int) -> tuple[Category, 
 
 
 def _games_set_status(
-    games: list[Game], status: str, *, completed_at: datetime | None = None
+    games: list[LockedGame], status: str, *, completed_at: datetime | None = None
 ) -> None:
     """Set the status (and completed_at) of locked games, in memory and in one UPDATE."""
     for game in games:
         game.status = status
         game.completed_at = completed_at
     if games:
-        Game.objects.filter(pk__in=[game.pk for game in games]).update(
+        Game.objects.filter(pk__in=id_set([game.pk for game in games])).update(
             status=status, completed_at=completed_at
         )
 

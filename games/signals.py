@@ -6,6 +6,6 @@ work with transaction.on_commit, never broadcast from inside the transaction.
 
 from django.dispatch import Signal
 
-# events: list[GameEvent] appended by the transaction, each with its payload
-# rendered and its `game` loaded (games.event_log).
+# events: list[games.event_log.RecordedEvent] the transaction appended, each
+# with its frame rendered and encoded.
 game_events_recorded = Signal()

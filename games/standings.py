@@ -18,6 +18,7 @@ from django.db.models import Count, Q
 from games.models import Category, Game, GameParticipant
 from games.scoring import PlayerScore, RankedPlayer, rank_players
 from games.selectors import ceremony_last_revealed
+from games.sql import id_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ def standings_of_games(*, ceremony_id: int, game_ids: list[int]) -> dict[int, St
     )
     category_count, revealed = categories["total"], categories["revealed"]
     players: dict[int, list[PlayerScore]] = {game_id: [] for game_id in game_ids}
-    participants = GameParticipant.objects.filter(game_id__in=game_ids)
+    participants = GameParticipant.objects.filter(game_id__in=id_set(game_ids))
     # Nothing to pick yet: nobody is complete.
     complete = Q(pick_count__gte=category_count) if category_count else Q(pk__in=[])
     # Only the ranked rows are fetched, with their names: in a large watch

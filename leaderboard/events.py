@@ -22,7 +22,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from games.models import GameEvent
+from games.event_log import RecordedEvent
 from leaderboard.protocol import encode
 
 logger = logging.getLogger(__name__)
@@ -54,9 +54,13 @@ USERS_GROUP = "users"
 WireEvent = tuple[int, int, str, int | None]
 
 
+def _removed_user(type_: str, payload: dict[str, Any]) -> int | None:
+    return payload.get("userId") if type_ == "participant:left" else None
+
+
 def wire_event(*, game_id: int, seq: int, type_: str, payload: dict[str, Any]) -> WireEvent:
-    removed = payload.get("userId") if type_ == "participant:left" else None
-    return (game_id, seq, encode(payload), removed)
+    """A stored event (read back from the log) as it travels."""
+    return (game_id, seq, encode(payload), _removed_user(type_, payload))
 
 
 def _group_send(group: str, message: dict[str, Any]) -> None:
@@ -71,16 +75,13 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
         logger.exception("channel layer send to %s failed", group)
 
 
-def publish_game_events(events: Iterable[GameEvent]) -> None:
+def publish_game_events(events: Iterable[RecordedEvent]) -> None:
     """Send committed events to their ceremonies' groups: one message per
-    ceremony, the events in seq order per game."""
+    ceremony, each frame the text the transaction encoded."""
     by_ceremony: dict[int, list[WireEvent]] = {}
-    for event in events:
-        # event.game is the instance the service appended it with: no query.
-        by_ceremony.setdefault(event.game.ceremony_id, []).append(
-            wire_event(
-                game_id=event.game_id, seq=event.seq, type_=event.type, payload=event.payload
-            )
+    for e in events:
+        by_ceremony.setdefault(e.ceremony_id, []).append(
+            (e.game_id, e.seq, e.text, _removed_user(e.type, e.payload))
         )
     for ceremony_id, wire_events in by_ceremony.items():
         _group_send(ceremony_group(ceremony_id), {"type": "game.events", "events": wire_events})

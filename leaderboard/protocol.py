@@ -16,6 +16,8 @@ from typing import Any
 
 from django.conf import settings
 
+from games.formatting import json_text
+
 MAX_FRAME_BYTES = 4096
 # Largest id PostgreSQL's bigint holds: anything above can name no game, and
 # must not reach the database (it would overflow the query parameter).
@@ -54,9 +56,8 @@ class Inbound:
     has_t: bool = False
 
 
-def encode(frame: dict[str, Any]) -> str:
-    """An outbound frame as compact JSON text (encoded once, sent to many)."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+# An outbound frame as compact JSON text (encoded once, sent to many).
+encode = json_text
 
 
 def error_frame(

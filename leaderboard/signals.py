@@ -9,17 +9,17 @@ from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.dispatch import receiver
 
-from games.models import GameEvent
+from games.event_log import RecordedEvent
 from games.signals import game_events_recorded
 from leaderboard import events
 
 
 @receiver(game_events_recorded)
-def on_game_events_recorded(sender: Any, events: list[GameEvent], **kwargs: Any) -> None:
+def on_game_events_recorded(sender: Any, events: list[RecordedEvent], **kwargs: Any) -> None:
     transaction.on_commit(partial(_publish, events))
 
 
-def _publish(recorded: list[GameEvent]) -> None:
+def _publish(recorded: list[RecordedEvent]) -> None:
     events.publish_game_events(recorded)
 
 

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -25,14 +26,21 @@ from tests.liveserver import free_port
 REDIS_SERVER = "/usr/bin/redis-server"
 
 
+def missing_service(reason: str) -> NoReturn:
+    """Skip the test for `reason`: a private service cannot be started here.
+    In CI, which must exercise the real services, fail it instead."""
+    if IN_CI:
+        pytest.fail(f"CI must exercise the real services: {reason}")
+    pytest.skip(reason)
+
+
 def require_redis_server(binary: str = REDIS_SERVER) -> str:
     """The redis-server binary, or skip with a reason; in CI its absence fails."""
     if os.path.isfile(binary) and os.access(binary, os.X_OK):
         return binary
-    reason = f"fault tests start a private Redis and need {binary} (apt-get install redis-server)"
-    if IN_CI:
-        pytest.fail(f"CI must exercise the real services: {reason}")
-    pytest.skip(reason)
+    missing_service(
+        f"fault tests start a private Redis and need {binary} (apt-get install redis-server)"
+    )
 
 
 class PrivateRedis:
@@ -178,9 +186,7 @@ def require_postgres(bindir: str = POSTGRES_BIN) -> str:
     reason = _postgres_reason(bindir)
     if reason is None:
         return bindir
-    if IN_CI:
-        pytest.fail(f"CI must exercise the real services: {reason}")
-    pytest.skip(reason)
+    missing_service(reason)
 
 
 class PrivatePostgres:
