@@ -11,8 +11,10 @@ lines on stdout. Commands:
   `deadline` seconds are given up and count as failed). With a game_id each
   socket authenticates with a ticket minted here (same SECRET_KEY as the
   servers), waits for `hello`, sends `join` and waits for `joined`; without
-  one (the reference server) it is ready once open. Answers `connected`
-  with each socket's join time.
+  one (the reference server) it is ready once open. A target may carry a
+  4th element, its own game id (`[ws_url, origin, user_id, game_id]`,
+  bench/parties.py: many games at once), which overrides `game_id` for that
+  socket. Answers `connected` with each socket's join time.
 - `count` {key}: how many sockets have received the leaderboard:update of
   category `key` (the parent polls this to know a reveal has fanned out),
   and how many frames this process has received in all (to wait for quiet).
@@ -22,6 +24,8 @@ lines on stdout. Commands:
   once it is over.
 - `report`: per socket, when it first received each leaderboard:update
   (keyed by lastRevealed.categoryId), plus reaction rates, closes and errors.
+  A socket that receives a game event whose seq is more than one past the
+  last seq it saw counts a `seq gap` error (an event it never got).
 - `close`: close every socket and exit.
 
 Times are `time.monotonic()` (CLOCK_MONOTONIC), comparable with the parent's.
@@ -202,7 +206,11 @@ class Socket:
             self.stats.errors[f"frame {code.group(1).decode() if code else '?'}"] += 1
         seq = SEQ_RE.search(head)
         if seq:
-            self.last_seq = int(seq.group(1))
+            number = int(seq.group(1))
+            last = self.last_seq
+            if last is not None and number > last + 1:
+                self.stats.errors["seq gap"] += 1  # an event this socket never got
+            self.last_seq = number
 
     async def read_loop(self) -> None:
         """Receive until closed by us; an unexpected close reconnects like a
@@ -288,25 +296,34 @@ class Client:
 
     async def connect(self, command: dict[str, Any]) -> dict[str, Any]:
         game_id = command.get("game_id")
-        ticket_for = self._tickets(command["secret_key"]) if game_id is not None else None
+        # [ws_url, origin, user_id] follows `game_id`; a 4th element is the
+        # socket's own game id (many games at once, bench/parties.py).
+        targets = [
+            (target[0], target[1], target[2], target[3] if len(target) > 3 else game_id)
+            for target in command["targets"]
+        ]
+        following = any(target[3] is not None for target in targets)
+        ticket_for = self._tickets(command["secret_key"]) if following else None
         sockets = [
             Socket(
                 url=url,
                 origin=origin,
                 user_id=user_id,
-                game_id=game_id,
+                game_id=socket_game_id,
                 ticket_for=ticket_for,
                 stats=self.stats,
                 keep_samples=command.get("sample", False),
                 board=command.get("board", "full"),
             )
-            for url, origin, user_id in command["targets"]
+            for url, origin, user_id, socket_game_id in targets
         ]
         concurrency = command.get("concurrency", 0)
         # A burst mints every ticket first so that the handshakes start together;
         # otherwise each is minted just before its handshake (tickets last 60 s).
         burst = ticket_for is not None and not concurrency
-        tickets = [ticket_for(s.user_id) if burst else None for s in sockets]
+        tickets = [
+            ticket_for(s.user_id) if burst and s.game_id is not None else None for s in sockets
+        ]
         gate = asyncio.Semaphore(concurrency) if concurrency else None
         started = time.monotonic()
         retries = command.get("retries", 0)

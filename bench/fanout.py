@@ -199,7 +199,7 @@ class ClientPool:
 
     def connect(
         self,
-        targets: list[tuple[str, str, int]],
+        targets: list[tuple[Any, ...]],  # [ws_url, origin, user_id(, game_id)]
         *,
         game_id: int | None,
         secret_key: str,
@@ -391,14 +391,28 @@ class Bench:
         return ClientPool(sockets, self.args.sockets_per_client)
 
     def connect(self, pool: ClientPool, seeded: SeededGame, *, burst: bool = False) -> Connected:
+        return self.connect_targets(
+            pool, self.targets(seeded.user_ids), game_id=seeded.game_id, burst=burst
+        )
+
+    def connect_targets(
+        self,
+        pool: ClientPool,
+        targets: list[Any],
+        *,
+        game_id: int | None,
+        burst: bool = False,
+    ) -> Connected:
+        """Open and join every target (a target may name its own game), and
+        print how it went."""
         connected = pool.connect(
-            self.targets(seeded.user_ids),
-            game_id=seeded.game_id,
+            targets,
+            game_id=game_id,
             secret_key=self.secret_key,
             concurrency=0 if burst else STEADY_CONCURRENCY,
             retries=0 if burst else STEADY_RETRIES,
             deadline=self.args.connect_timeout,
-            board=self.args.board,
+            board=getattr(self.args, "board", "full"),
         )
         took = max(connected.join_times, default=connected.started) - connected.started
         print(

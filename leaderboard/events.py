@@ -15,6 +15,7 @@ each hub catches up from it when a message is lost (leaderboard.recovery).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -84,7 +85,53 @@ def publish_game_events(events: Iterable[RecordedEvent]) -> None:
             (e.game_id, e.seq, e.text, _removed_user(e.type, e.payload))
         )
     for ceremony_id, wire_events in by_ceremony.items():
-        _group_send(ceremony_group(ceremony_id), {"type": "game.events", "events": wire_events})
+        _send_soon(ceremony_group(ceremony_id), {"type": "game.events", "events": wire_events})
+
+
+# --- the outbox: sends from request threads without holding up the request -------
+
+# Set while a server process's hub runs: the loop it runs on, and the queue of
+# messages a task there sends, in the order they were queued.
+_outbox: tuple[asyncio.AbstractEventLoop, asyncio.Queue[tuple[str, dict[str, Any]]]] | None = None
+
+
+async def send_outbox() -> None:
+    """Send what request threads queued, one message after another: run by
+    the hub on the server's loop for as long as it lives."""
+    global _outbox
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    mine = _outbox = (asyncio.get_running_loop(), queue)
+    try:
+        while True:
+            group, message = await queue.get()
+            await _agroup_send(group, message)
+    finally:
+        if _outbox is mine:
+            _outbox = None
+
+
+def _send_soon(group: str, message: dict[str, Any]) -> None:
+    """Queue the message for the server's loop and return at once, so the
+    staff's request answers as soon as its transaction committed, not after
+    the channel layer (and this process's own sockets) had it. A message
+    lost by a process that dies now is caught up from the event log, like
+    any other. Without a running hub (a management command), send it here."""
+    outbox = _outbox
+    if outbox is not None and outbox[0].is_running():
+        loop, queue = outbox
+        if _running_loop() is loop:
+            queue.put_nowait((group, message))
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, (group, message))
+        return
+    _group_send(group, message)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def close_user_sockets(*, user_id: int) -> None:
@@ -108,29 +155,14 @@ async def _agroup_send(group: str, message: dict[str, Any]) -> None:
         logger.exception("channel layer send to %s failed", group)
 
 
-async def _send_broadcast(game_id: int, payload: dict[str, Any]) -> None:
-    await _agroup_send(
-        game_group(game_id), {"type": "game.broadcast", "game_id": game_id, "text": encode(payload)}
-    )
-
-
-async def send_presence_diff(
-    *,
-    game_id: int,
-    joins: list[dict[str, Any]],
-    leaves: list[dict[str, Any]],
-    online_count: int,
-) -> None:
-    await _send_broadcast(
-        game_id,
-        {
-            "type": "presence:diff",
-            "gameId": game_id,
-            "joins": joins,
-            "leaves": leaves,
-            "onlineCount": online_count,
-        },
-    )
+async def send_presence_diffs(diffs: list[dict[str, Any]]) -> None:
+    """`presence:diff` frames of many games: one message per ceremony."""
+    by_group: dict[str, list[tuple[int, str]]] = {}
+    for diff in diffs:
+        game_id = diff["gameId"]
+        by_group.setdefault(game_group(game_id), []).append((game_id, encode(diff)))
+    for group, frames in by_group.items():
+        await _agroup_send(group, {"type": "game.broadcasts", "frames": frames})
 
 
 async def send_reactions(*, game_id: int, reactions: list[dict[str, Any]]) -> None:

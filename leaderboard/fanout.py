@@ -99,6 +99,7 @@ class Hub:
                 # found in the database meanwhile.
                 logger.warning("channel layer unreachable at start; retrying in the background")
             self._tasks.append(asyncio.create_task(self._read()))
+            self._tasks.append(asyncio.create_task(events.send_outbox()))
             self._tasks.append(asyncio.create_task(self._catch_up_when_asked()))
             self._tasks.append(asyncio.create_task(_every(recovery.check_seconds(), self.check)))
             for interval, job in self._periodic:
@@ -247,6 +248,15 @@ class Hub:
                         # server flush between games, as within a big one.
                         written = 0
                         await asyncio.sleep(0)
+            return
+        if kind == "game.broadcasts":
+            # Frames without seq of many games (presence diffs of a window).
+            for game_id, text in message["frames"]:
+                await self._hand_out(
+                    self.games.get(game_id, ()),
+                    "game_message",
+                    {"type": "game.broadcast", "game_id": game_id, "text": text},
+                )
             return
         if kind == "game.reactions":
             if message["game_id"] in self.games:

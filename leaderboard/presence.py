@@ -85,6 +85,9 @@ class PresenceStore(Protocol):
     async def online(self, *, game_id: int) -> list[int]:
         """User ids with a live socket in the game."""
 
+    async def online_many(self, game_ids: list[int]) -> dict[int, list[int]]:
+        """`online` of several games at once."""
+
     async def refresh(self, sockets: Iterable[SocketGames]) -> None:
         """Push the expiry of these sockets' entries forward."""
 
@@ -127,6 +130,9 @@ class MemoryPresence:
 
     async def online(self, *, game_id: int) -> list[int]:
         return sorted(self._live(game_id))
+
+    async def online_many(self, game_ids: list[int]) -> dict[int, list[int]]:
+        return {game_id: sorted(self._live(game_id)) for game_id in game_ids}
 
     async def refresh(self, sockets: Iterable[SocketGames]) -> None:
         expiry = self.clock() + TTL_SECONDS
@@ -206,10 +212,19 @@ class RedisPresence:
         return await self._online_reads.read(game_id)
 
     async def _read_online(self, game_id: int) -> list[int]:
-        client = self._client()
-        key = self._keys(game_id, 0)[0]
-        members = await client.zrangebyscore(key, self.clock(), "+inf")
-        return sorted(int(member) for member in members)
+        return (await self.online_many([game_id]))[game_id]
+
+    async def online_many(self, game_ids: list[int]) -> dict[int, list[int]]:
+        # One pipeline: a night's end disconnects every game's sockets at once.
+        now = self.clock()
+        async with self._client().pipeline(transaction=False) as pipe:
+            for game_id in game_ids:
+                pipe.zrangebyscore(self._keys(game_id, 0)[0], now, "+inf")
+            replies = await pipe.execute()
+        return {
+            game_id: sorted(int(member) for member in members)
+            for game_id, members in zip(game_ids, replies, strict=True)
+        }
 
     async def refresh(self, sockets: Iterable[SocketGames]) -> None:
         # A process refreshes all its sockets at once: one pipeline per
@@ -250,8 +265,11 @@ DIFF_SECONDS = 0.5
 
 
 class DiffBatcher:
-    """Collects which users of a game joined or left in this process and sends
-    one `presence:diff` per window.
+    """Collects which users of each game joined or left in this process and
+    sends, once per window, one `presence:diff` per changed game — all of them
+    in one read of who is online and one channel-layer message per ceremony
+    (when a show ends, every party's sockets leave at once: a send per game
+    ran the Redis pool out of connections).
 
     The diff states each changed user as they are when it is sent (a join if
     online, else a leave), never a net of the window's changes: a user who
@@ -264,29 +282,37 @@ class DiffBatcher:
         self.window = window
         # game id → user id → name, for users whose presence changed
         self._pending: dict[int, dict[int, str]] = {}
-        self._flushers: dict[int, asyncio.Task[None]] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     def add(self, game_id: int, *, user_id: int, name: str) -> None:
         self._pending.setdefault(game_id, {})[user_id] = name
-        task = self._flushers.get(game_id)
+        task = self._flusher
         # A flusher from a loop that is gone (tests run one loop each) never runs.
         if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
-            self._flushers[game_id] = asyncio.create_task(self._flush_later(game_id))
+            self._flusher = asyncio.create_task(self._flush_later())
 
-    async def _flush_later(self, game_id: int) -> None:
+    async def _flush_later(self) -> None:
         from leaderboard import events
 
         await asyncio.sleep(self.window)
-        changed = self._pending.pop(game_id, {})
-        self._flushers.pop(game_id, None)
+        changed, self._pending = self._pending, {}
+        self._flusher = None
         if not changed:
             return
-        online = set(await get_presence().online(game_id=game_id))
-        joins = [{"userId": u, "name": n} for u, n in changed.items() if u in online]
-        leaves = [{"userId": u, "name": n} for u, n in changed.items() if u not in online]
-        await events.send_presence_diff(
-            game_id=game_id, joins=joins, leaves=leaves, online_count=len(online)
-        )
+        online = await get_presence().online_many(list(changed))
+        diffs = []
+        for game_id, users in changed.items():
+            here = set(online[game_id])
+            diffs.append(
+                {
+                    "type": "presence:diff",
+                    "gameId": game_id,
+                    "joins": [{"userId": u, "name": n} for u, n in users.items() if u in here],
+                    "leaves": [{"userId": u, "name": n} for u, n in users.items() if u not in here],
+                    "onlineCount": len(here),
+                }
+            )
+        await events.send_presence_diffs(diffs)
 
 
 diffs = DiffBatcher()

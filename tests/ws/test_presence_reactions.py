@@ -222,3 +222,43 @@ def test_reaction_ids_are_short_and_unique():
     ids = [reactions.reaction_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)
     assert max(len(reaction_id) for reaction_id in ids) <= 16  # 8-hex tag, "-", hex counter
+
+
+async def test_a_windows_diffs_of_many_games_leave_as_one_message_per_ceremony(
+    hello, party, monkeypatch
+):
+    """When a show ends every party's sockets leave at once: one message for
+    all the ceremony's diffs of a window, not one per game (a send per game
+    ran the Redis pool out of connections), and each socket gets its own
+    game's diff only."""
+    from unittest import mock
+
+    from channels.layers import get_channel_layer
+
+    from tests.factories import GameFactory
+
+    # Long enough that both joins fall in one window on a slow machine.
+    monkeypatch.setattr(presence, "diffs", presence.DiffBatcher(window=1.0))
+    other_game = await database_sync_to_async(GameFactory)(
+        ceremony=party.game.ceremony, host=party.player
+    )
+    layer = get_channel_layer()
+    with mock.patch.object(layer, "group_send", wraps=layer.group_send) as group_send:
+        first = await hello(party.host)
+        second = await hello(party.player)
+        await first.join(party.game.pk)
+        await second.join(other_game.pk)
+        diffs = [(await s.recv_until("presence:diff"))[-1] for s in (first, second)]
+    assert [(d["gameId"], d["joins"][0]["userId"]) for d in diffs] == [
+        (party.game.pk, party.host.pk),
+        (other_game.pk, party.player.pk),
+    ]
+    (message,) = [
+        call.args[1]
+        for call in group_send.call_args_list
+        if call.args[1]["type"] == "game.broadcasts"
+    ]
+    assert sorted(game_id for game_id, _ in message["frames"]) == sorted(
+        [party.game.pk, other_game.pk]
+    )
+    assert await first.nothing() and await second.nothing()

@@ -234,3 +234,33 @@ async def test_a_join_while_a_service_is_away_is_refused_and_the_socket_stays_op
     assert await group_members(events.ceremony_group(party.game.ceremony_id)) == set()
     # Once the service is back, the same socket joins.
     assert (await socket.join(party.game.pk))["type"] == "joined"
+
+
+async def test_a_reveal_returns_before_the_channel_layer_has_its_message(
+    hello, party, no_periodic_check
+):
+    """The staff's request does not wait on the channel layer (the server's
+    outbox sends after it returned), and messages leave in commit order."""
+    socket, _ = await joined_socket(hello, party.player, party.game)
+    await drain_presence(socket)
+    layer = get_channel_layer()
+    real_group_send = layer.group_send
+    release = asyncio.Event()
+    sent: list[list[int]] = []
+
+    async def stuck_group_send(group, message):
+        if message["type"] == "game.events":
+            await release.wait()
+            sent.append([seq for _, seq, _, _ in message["events"]])
+        await real_group_send(group, message)
+
+    cats = await categories(party.game)
+    with mock.patch.object(layer, "group_send", stuck_group_send):
+        # Each returns though its message cannot be sent yet.
+        await asyncio.wait_for(reveal(category_id=cats[0][0], nomination_id=cats[0][1][0]), 5)
+        await asyncio.wait_for(reveal(category_id=cats[1][0], nomination_id=cats[1][1][0]), 5)
+        assert await socket.nothing()
+        release.set()
+        frames = [await socket.recv() for _ in range(3)]
+    assert sent == [[1, 2], [3]]
+    assert [f["seq"] for f in frames] == [1, 2, 3]
