@@ -93,16 +93,28 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------
 DATABASES = {
     "default": dj_database_url.config(
-        env="DATABASE_URL",
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=60,
-        conn_health_checks=True,
+        env="DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
     )
 }
+# PostgreSQL connections per server process, shared by its request threads,
+# its WebSocket reads and its recovery checks (README, "Production").
+DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE", "10"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Async consumers and the request thread share the file: wait rather than fail.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    # A pool, not persistent connections: under ASGI a request may run on a
+    # new thread each time, and a connection kept per thread outlived its
+    # thread (hundreds of requests filled PostgreSQL's max_connections) and
+    # cost every request a new connection. With health checks on, Django has
+    # the pool check a connection before lending it, so one broken by a
+    # database restart is replaced.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": 10,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer and cache ----------------------------------------------

@@ -13,3 +13,9 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 from config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tests
+
+# The suite's own process runs ORM code on many short-lived threads (an event
+# loop and its executor per async test) that end without closing their
+# connection: a pool would never get those back. Real servers (the e2e and
+# fault tests start daphne on config.settings) use the pool.
+DATABASES["default"].get("OPTIONS", {}).pop("pool", None)  # noqa: F405

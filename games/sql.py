@@ -1,4 +1,5 @@
-"""Small query helpers for writes that touch every game of a ceremony."""
+"""Small query helpers for queries about thousands of rows by id (every game
+of a ceremony, every signed-in user of a server process)."""
 
 from __future__ import annotations
 

@@ -70,10 +70,10 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
         return
     try:
         async_to_sync(layer.group_send)(group, message)
-    except Exception:
+    except Exception as error:
         # The write that caused it has committed and must stand; every
         # process catches up from the event log (leaderboard.recovery).
-        logger.exception("channel layer send to %s failed", group)
+        logger.warning("channel layer send to %s failed: %r", group, error)
 
 
 def publish_game_events(events: Iterable[RecordedEvent]) -> None:
@@ -149,10 +149,10 @@ async def _agroup_send(group: str, message: dict[str, Any]) -> None:
         return
     try:
         await layer.group_send(group, message)
-    except Exception:
-        # At most once: presence refreshes and reactions are ephemeral, and a
-        # lost one must not break the socket that caused it.
-        logger.exception("channel layer send to %s failed", group)
+    except Exception as error:
+        # Game events are caught up from the event log; presence diffs and
+        # reactions are ephemeral. A lost one must not break what sent it.
+        logger.warning("channel layer send to %s failed: %r", group, error)
 
 
 async def send_presence_diffs(diffs: list[dict[str, Any]]) -> None:

@@ -30,6 +30,7 @@ from django.db.models import Q
 
 from accounts.models import User
 from games.models import Game, GameEvent
+from games.sql import id_set
 
 T = TypeVar("T")
 
@@ -56,7 +57,7 @@ class Missed:
 def missed_events(after: dict[int, int]) -> Missed:
     """For each game, the stored events after `after[game]`: one query for
     the games' seqs, and one more only when some game is behind."""
-    current = dict(Game.objects.filter(pk__in=list(after)).values_list("pk", "seq"))
+    current = dict(Game.objects.filter(pk__in=id_set(list(after))).values_list("pk", "seq"))
     behind = {game_id: seq for game_id, seq in after.items() if current.get(game_id, 0) > seq}
     if not behind:
         return Missed(current, [])
@@ -77,7 +78,7 @@ def sign_outs(since: dict[int, float]) -> dict[int, float]:
     if not since:
         return {}
     earliest = datetime.fromtimestamp(min(since.values()), tz=UTC)
-    rows = User.objects.filter(pk__in=list(since), signed_out_at__gte=earliest).values_list(
+    rows = User.objects.filter(pk__in=id_set(list(since)), signed_out_at__gte=earliest).values_list(
         "pk", "signed_out_at"
     )
     return {user_id: at.timestamp() for user_id, at in rows if at.timestamp() >= since[user_id]}

@@ -20,7 +20,6 @@ from typing import NoReturn
 
 import pytest
 
-from tests.conftest import IN_CI
 from tests.liveserver import free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -29,6 +28,10 @@ REDIS_SERVER = "/usr/bin/redis-server"
 def missing_service(reason: str) -> NoReturn:
     """Skip the test for `reason`: a private service cannot be started here.
     In CI, which must exercise the real services, fail it instead."""
+    # Imported here: tests.conftest needs Django set up, and the benchmarks
+    # import this module before they set it up.
+    from tests.conftest import IN_CI
+
     if IN_CI:
         pytest.fail(f"CI must exercise the real services: {reason}")
     pytest.skip(reason)
