@@ -18,8 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import limits
 from accounts.models import User
-from accounts.ratelimit import FailureCounter
 from accounts.serializers import LoginSerializer, RegisterSerializer, user_json
 from accounts.tickets import ticket_issue
 
@@ -30,30 +30,6 @@ class InvalidCredentials(exceptions.APIException):
     default_detail = "Wrong username or password."
     # A 401 names the scheme to use (RFC 9110); the error handler sends it.
     auth_header = "Token"
-
-
-def login_failures() -> FailureCounter:
-    """Failed sign-ins per username."""
-    return FailureCounter(
-        scope="login",
-        limit=settings.ENVELOPE_LOGIN_FAILURE_LIMIT,
-        window=settings.ENVELOPE_FAILURE_WINDOW,
-    )
-
-
-def login_address_failures() -> FailureCounter:
-    """Failed sign-ins per client address: higher, since a whole party shares
-    one Wi-Fi address and one guest's typos must not lock everyone out."""
-    return FailureCounter(
-        scope="login-ip",
-        limit=settings.ENVELOPE_LOGIN_IP_FAILURE_LIMIT,
-        window=settings.ENVELOPE_FAILURE_WINDOW,
-    )
-
-
-def _client_ip(request: Request) -> str:
-    # Behind a proxy, run daphne with --proxy-headers so this is the client's.
-    return request.META.get("REMOTE_ADDR") or "unknown"
 
 
 def _signed_in(request: Request, user: User, status_code: int) -> Response:
@@ -68,6 +44,18 @@ class RegisterView(APIView):
     permission_classes = [AllowAny]
 
     def post(self, request: Request) -> Response:
+        # Every registration counts, valid or not, per address and per username
+        # asked for: accounts are free to make, and a taken name tells who exists.
+        counters = [
+            limits.Counter(limits.REGISTER_BY_ADDRESS, limits.client_address(request._request))
+        ]
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if isinstance(username, str):
+            counters.append(
+                limits.Counter(limits.REGISTER_BY_ACCOUNT, limits.account_key(username))
+            )
+        limits.require_open(request._request, counters, "Too many registrations. Try again later.")
+        limits.count(request._request, counters)
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -93,23 +81,17 @@ class LoginView(APIView):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         username = serializer.validated_data["username"]
-        # Per username (casefolded: case variants must not buy extra tries) and
-        # per client address; while limited, even the right password is refused.
-        account = f"user:{username.casefold()}"
-        address = f"ip:{_client_ip(request)}"
-        by_account, by_address = login_failures(), login_address_failures()
-        if by_account.is_blocked(account) or by_address.is_blocked(address):
-            raise exceptions.Throttled(
-                wait=by_account.retry_after(), detail="Too many failed sign-ins. Try again later."
-            )
+        # While limited, even the right password is refused.
+        counters = limits.sign_in_counters(request._request, username)
+        limits.require_open(
+            request._request, counters, "Too many failed sign-ins. Try again later."
+        )
         user = authenticate(
             request._request, username=username, password=serializer.validated_data["password"]
         )
         if user is None:
-            by_account.record_failure(account)
-            by_address.record_failure(address)
+            limits.count(request._request, counters)
             raise InvalidCredentials()
-        by_account.reset(account)
         return _signed_in(request, user, status.HTTP_200_OK)
 
 

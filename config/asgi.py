@@ -11,12 +11,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from config import (  # noqa: E402
     daphne_close_codes,
     daphne_memory,
     daphne_prepared_send,
 )
+from config.http_limits import BodySizeLimit  # noqa: E402
+from config.proxies import TrustedProxyHeaders  # noqa: E402
 from leaderboard.auth import TicketOrSessionAuth  # noqa: E402
 from leaderboard.routing import websocket_application  # noqa: E402
 
@@ -25,11 +28,14 @@ daphne_close_codes.install()
 daphne_memory.install()
 daphne_prepared_send.install()
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(TicketOrSessionAuth(websocket_application)),
-    }
+application = TrustedProxyHeaders(
+    ProtocolTypeRouter(
+        {
+            "http": BodySizeLimit(django_asgi_app, settings.MAX_REQUEST_BODY_BYTES),
+            "websocket": AllowedHostsOriginValidator(TicketOrSessionAuth(websocket_application)),
+        }
+    ),
+    trusted=settings.TRUSTED_PROXIES,
 )
 
 # Garbage collection pauses the whole event loop. With 2,000 sockets a full

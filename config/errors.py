@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
@@ -18,6 +19,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
+from config import outages
+from config.parsers import PayloadTooLarge
 from games.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ DRF_CODES: tuple[tuple[type[exceptions.APIException], str], ...] = (
     (exceptions.NotAcceptable, "NOT_ACCEPTABLE"),
     (exceptions.UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE"),
     (exceptions.Throttled, "RATE_LIMITED"),
+    (PayloadTooLarge, "PAYLOAD_TOO_LARGE"),
     # Malformed JSON is a client input error like any other.
     (exceptions.ParseError, "VALIDATION_ERROR"),
     (exceptions.ValidationError, "VALIDATION_ERROR"),
@@ -67,6 +71,19 @@ def _drf_code(exc: exceptions.APIException) -> str:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: never returns None, so nothing escapes as HTML."""
+    request = context.get("request")
+    if outages.is_outage(exc):
+        set_rollback()
+        if request is not None:
+            outages.log_outage(request, exc)
+        response = Response(
+            error_body("SERVICE_UNAVAILABLE", outages.MESSAGE),
+            status=503,
+            headers={"Retry-After": str(outages.RETRY_AFTER_SECONDS)},
+        )
+        return response
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

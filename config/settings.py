@@ -45,7 +45,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 INSTALLED_APPS = [
     # daphne first: its runserver serves HTTP and WebSockets in development.
     "daphne",
-    "django.contrib.admin",
+    "config.apps.EnvelopeAdminConfig",  # django.contrib.admin, rate-limited login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "channels",
+    # Its system checks vet the cache the rate limits count in (accounts.limits).
+    "django_ratelimit",
     "accounts",
     "games",
     "leaderboard",
@@ -61,6 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # PostgreSQL or Redis away: a friendly 503 page, not a 500 (config.outages).
+    "config.outages.ServiceOutageMiddleware",
     # daphne serves no static files: WhiteNoise does, with caching headers.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -69,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -99,6 +105,9 @@ DATABASES = {
 # PostgreSQL connections per server process, shared by its request threads,
 # its WebSocket reads and its recovery checks (README, "Production").
 DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE", "10"))
+# How long a request waits for a pooled connection before it answers 503
+# SERVICE_UNAVAILABLE: while PostgreSQL is down, every request waits this long.
+DATABASE_POOL_TIMEOUT = float(os.environ.get("DATABASE_POOL_TIMEOUT", "3"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Async consumers and the request thread share the file: wait rather than fail.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -113,30 +122,35 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_SIZE,
-        "timeout": 10,
+        "timeout": DATABASE_POOL_TIMEOUT,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer and cache ----------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# redis-py's asyncio pool defaults to 100 connections, and a burst of a few
-# hundred sockets connecting at once then fails with MaxConnectionsError.
-REDIS_MAX_CONNECTIONS = int(os.environ.get("REDIS_MAX_CONNECTIONS", "1000"))
+# Redis connections per server process (leaderboard/redis_pool.py). The
+# channel layer and presence share one pool of REDIS_POOL_SIZE (its receive
+# loop holds one of them in a blocking pop); the Django cache, used from
+# request threads, has one of REDIS_CACHE_POOL_SIZE. Both wait up to
+# REDIS_POOL_TIMEOUT seconds for a free connection when all are busy (a
+# burst queues instead of failing with MaxConnectionsError), and close
+# connections idle for REDIS_POOL_IDLE_SECONDS, so a burst's connections
+# are given back. Redis allows 10,000 clients by default: the sizes times the
+# server processes must stay well below it.
+REDIS_POOL_SIZE = int(os.environ.get("REDIS_POOL_SIZE", "50"))
+REDIS_CACHE_POOL_SIZE = int(os.environ.get("REDIS_CACHE_POOL_SIZE", "10"))
+REDIS_POOL_TIMEOUT = float(os.environ.get("REDIS_POOL_TIMEOUT", "10"))
+REDIS_POOL_IDLE_SECONDS = float(os.environ.get("REDIS_POOL_IDLE_SECONDS", "5"))
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis on the process's shared, bounded pool, whose
+            # options (socket timeout above the layer's 5 s blocking pop,
+            # retries, idle trimming) are in leaderboard/redis_pool.py.
+            "BACKEND": "leaderboard.redis_pool.RedisChannelLayer",
             "CONFIG": {
-                # socket_timeout above channels_redis' 5 s blocking pop: redis-py 8
-                # reads with a 5 s timeout by default, which killed idle sockets (1011).
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "max_connections": REDIS_MAX_CONNECTIONS,
-                        "socket_timeout": 15,
-                    }
-                ],
+                "hosts": [{"address": REDIS_URL}],
                 # A socket's group membership is refreshed on every join; a day
                 # outlives any ceremony, so a long show never silently drops a
                 # socket from its game's group (the default is 24 h as well).
@@ -154,6 +168,12 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "envelope",
+            "OPTIONS": {
+                # One pool per process, not one per cache object Django makes.
+                "pool_class": "leaderboard.redis_pool.CachePool",
+                "max_connections": REDIS_CACHE_POOL_SIZE,
+                "timeout": REDIS_POOL_TIMEOUT,
+            },
         }
     }
 else:
@@ -181,7 +201,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -198,7 +218,28 @@ ENVELOPE_RECOVERY_SECONDS = float(os.environ.get("ENVELOPE_RECOVERY_SECONDS", "2
 ENVELOPE_LOGIN_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_LOGIN_FAILURE_LIMIT", "5"))
 ENVELOPE_LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_LOGIN_IP_FAILURE_LIMIT", "30"))
 ENVELOPE_JOIN_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_JOIN_FAILURE_LIMIT", "10"))
+ENVELOPE_JOIN_IP_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_JOIN_IP_FAILURE_LIMIT", "30"))
+# Registrations per window, per address (a party registers from one Wi-Fi
+# address) and per username asked for.
+ENVELOPE_REGISTER_IP_LIMIT = int(os.environ.get("ENVELOPE_REGISTER_IP_LIMIT", "20"))
+ENVELOPE_REGISTER_LIMIT = int(os.environ.get("ENVELOPE_REGISTER_LIMIT", "5"))
 ENVELOPE_FAILURE_WINDOW = int(os.environ.get("ENVELOPE_FAILURE_WINDOW", "600"))
+# Django's RedisCache increments atomically (INCRBY), which is what
+# django-ratelimit's "not officially supported" warning is about. Without
+# REDIS_URL there is one process, so its local memory cache is shared by all
+# of its requests.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+if not REDIS_URL:
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+
+# --- Request limits and the proxies in front ----------------------------------
+# Request bodies over 1 MiB get 413 PAYLOAD_TOO_LARGE (config.http_limits).
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# Addresses or networks of the proxies in front (nginx): only their
+# X-Forwarded-For / X-Forwarded-Proto count (config.proxies). None by default,
+# so a client cannot choose the address the rate limits see.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
 
 # --- I18N, static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -216,7 +257,8 @@ WHITENOISE_USE_FINDERS = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # the JS client reads it to send X-CSRFToken
 if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # No SECURE_PROXY_SSL_HEADER: it would believe X-Forwarded-Proto from any
+    # client. config.proxies sets the scheme from a trusted proxy's header.
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # SECURE_COOKIES=0 only for end-to-end tests over plain http on loopback.
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
@@ -227,6 +269,50 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy and Permissions-Policy (every response) ---------
+# Strict: scripts, styles and connections from this site only, no inline code
+# and no eval. Pages pass data through `json_script` (a JSON data block, which
+# CSP does not treat as script) and the JS sets styles through the CSSOM
+# (`el.style.x = ...`), which CSP allows; an inline `style="..."`, `<style>`,
+# `<script>` or `on*=` handler is blocked, and tests/browser/test_csp.py fails
+# on any violation. django-csp 4 format: directive name -> list of sources.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        # Nominee pictures are http(s) URLs from the ceremony file, on any host
+        # (static/js/picks.js). On an https site the browser upgrades an http
+        # picture to https before checking this (mixed-content autoupgrade).
+        "img-src": ["'self'", "https:"],
+        # 'self' covers ws:// and wss:// on this host and port too (CSP3), so
+        # the live board's socket needs nothing more.
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Features the pages never use, switched off for them and anything they embed
+# (an empty list is `feature=()`). The host page's "Copy link" needs
+# clipboard-write, which stays at its default (this site only).
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    "accelerometer": [],
+    "camera": [],
+    "display-capture": [],
+    "geolocation": [],
+    "gyroscope": [],
+    "hid": [],
+    "magnetometer": [],
+    "microphone": [],
+    "midi": [],
+    "payment": [],
+    "serial": [],
+    "usb": [],
+}
 
 LOGGING = {
     "version": 1,

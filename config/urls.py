@@ -7,3 +7,6 @@ urlpatterns = [
     path("api/", include("games.api_urls")),
     path("", include("games.page_urls")),
 ]
+
+# An outage outside any view (a session saved by its middleware) is a 503 too.
+handler500 = "config.outages.server_error"

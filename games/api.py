@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import limits
 from accounts.models import User
-from accounts.ratelimit import FailureCounter
 from games import errors, selectors, services
 from games.models import Game
 from games.permissions import IsStaff, require_participant, require_pick_counts_visible
@@ -27,14 +26,6 @@ from games.serializers import (
     game_json,
 )
 from games.standings import game_board
-
-
-def join_failures() -> FailureCounter:
-    return FailureCounter(
-        scope="join",
-        limit=settings.ENVELOPE_JOIN_FAILURE_LIMIT,
-        window=settings.ENVELOPE_FAILURE_WINDOW,
-    )
 
 
 def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
@@ -114,16 +105,16 @@ class GameListView(APIView):
 class GameJoinView(APIView):
     def post(self, request: Request) -> Response:
         data = _validated(JoinSerializer, request.data)
-        identity = f"user:{request.user.pk}"
-        failures = join_failures()
-        if failures.is_blocked(identity):
-            raise exceptions.Throttled(
-                wait=failures.retry_after(), detail="Too many wrong codes. Try again later."
-            )
+        # Wrong codes per player and per address: codes are short enough to guess.
+        counters = [
+            limits.Counter(limits.JOIN_BY_ACCOUNT, str(request.user.pk)),
+            limits.Counter(limits.JOIN_BY_ADDRESS, limits.client_address(request._request)),
+        ]
+        limits.require_open(request._request, counters, "Too many wrong codes. Try again later.")
         try:
             game = services.game_join(user=request.user, access_code=data["accessCode"])
         except errors.InvalidCode:
-            failures.record_failure(identity)
+            limits.count(request._request, counters)
             raise
         return _game_response(game, request.user)
 

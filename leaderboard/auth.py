@@ -5,11 +5,14 @@ middleware altogether: they cost two trips through the database thread per
 connection, and a burst of thousands of connects queued behind them. Without
 a valid ticket, `AuthMiddlewareStack` resolves the session user as usual.
 
-The middleware only decodes the ticket into `scope["ticket"]`; the consumer
-loads that user from the database after accepting, so a ticket for a deleted
-or deactivated user gets the contract's USER_NOT_FOUND frame and 4401 instead
-of an HTTP-level refusal the browser cannot read, and a ticket issued before
-the user signed out gets AUTH_REQUIRED and 4401.
+The middleware only decodes the ticket into `scope["ticket"]` (no I/O on the
+event loop); after accepting, the consumer uses the ticket up in the shared
+cache and loads its user from the database, in one trip to a database thread.
+So a ticket already used (on any process) or issued before the user signed
+out gets AUTH_REQUIRED and 4401, a ticket for a deleted or deactivated user
+gets USER_NOT_FOUND and 4401, instead of an HTTP-level refusal the browser
+cannot read. A ticket is used up by the first socket that presents it, even
+if that socket is then refused.
 """
 
 from __future__ import annotations
@@ -18,9 +21,17 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.auth import AuthMiddlewareStack
+from channels.auth import AuthMiddleware
+from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.contrib.auth.models import AnonymousUser
+from django.db import Error as DjangoDatabaseError
+from redis.exceptions import RedisError
 
 from accounts.tickets import TicketClaim, ticket_claim
+
+# scope key: why the session's user could not be read (the database or Redis
+# was unreachable). The consumer answers SERVICE_UNAVAILABLE and 1013.
+AUTH_UNAVAILABLE = "envelope.auth_unavailable"
 
 
 def scope_ticket(scope: dict[str, Any]) -> TicketClaim | None:
@@ -33,12 +44,28 @@ def scope_ticket(scope: dict[str, Any]) -> TicketClaim | None:
     return ticket_claim(tickets[0]) if tickets else None
 
 
+class _SessionAuth(AuthMiddleware):
+    """Channels' AuthMiddleware, except that a session or user it cannot read
+    (the database or Redis unreachable) is not an exception before the accept,
+    which ends the connection with a traceback and a 1006 at the browser. The
+    socket goes on without a user and with the error in the scope: the
+    consumer accepts it and answers SERVICE_UNAVAILABLE, then 1013."""
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        try:
+            await super().resolve_scope(scope)
+        except (DjangoDatabaseError, RedisError, OSError) as error:
+            scope["user"]._wrapped = AnonymousUser()
+            scope[AUTH_UNAVAILABLE] = error
+
+
 class TicketOrSessionAuth:
     """ASGI middleware: the ticket's user, else the session's (scope["user"])."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.session_auth = AuthMiddlewareStack(inner)
+        # Channels' AuthMiddlewareStack, with _SessionAuth for AuthMiddleware.
+        self.session_auth = CookieMiddleware(SessionMiddleware(_SessionAuth(inner)))
 
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
         # Not a coroutine itself: it returns the inner application's, so an

@@ -25,10 +25,12 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
+from django.db import Error as DjangoDatabaseError
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from accounts.models import User
+from accounts.tickets import TicketClaim, ticket_consume, ticket_release
 from config.daphne_prepared_send import EXTENSION as PREPARED_SEND
 from games import errors as game_errors
 from games.formatting import iso_utc
@@ -36,6 +38,7 @@ from games.models import Game, GameParticipant
 from games.services import game_lock_if_due
 from leaderboard import events, reactions
 from leaderboard import presence as presence_module
+from leaderboard.auth import AUTH_UNAVAILABLE
 from leaderboard.fanout import Hub, get_hub, on_new_hub
 from leaderboard.history import join_snapshot
 from leaderboard.presence import REFRESH_SECONDS, SocketGames, get_presence
@@ -46,8 +49,10 @@ from leaderboard.protocol import (
     Inbound,
     ProtocolError,
     TokenBucket,
+    encode_reply,
     error_frame,
     parse_frame,
+    wire_text,
 )
 from leaderboard.top import top_payload, top_text
 
@@ -57,6 +62,10 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FLOODING = 4429
 CLOSE_TOO_BIG = 1009
 CLOSE_RESTARTING = 1012
+# RFC 6455 "Try Again Later": the database or Redis could not be reached at
+# connect; a client backs off and reconnects (its ticket was not used up).
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_INTERNAL_ERROR = 1011
 
 # Every inbound frame, per socket: a burst of 30, then 10 per second.
 FRAME_BURST = 30
@@ -74,14 +83,25 @@ def _on_db_threads(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @_on_db_threads
-def _active_user(user_id: int, auth_at: float) -> tuple[int, str] | str:
-    """(id, name) of the user, or the refusal code: USER_NOT_FOUND for a
-    missing or inactive user, AUTH_REQUIRED if they signed out since `auth_at`."""
-    user = User.objects.filter(pk=user_id, is_active=True).first()
+def _active_user(user_id: int, auth_at: float, ticket: TicketClaim | None) -> tuple[int, str] | str:
+    """(id, name) of the user, or the refusal (a key of _CONNECT_REFUSALS).
+
+    The ticket, if the socket came with one, is used up first, in the same
+    trip off the event loop as the user's query: a replayed ticket is refused
+    without touching the database. Raises what the cache or the database
+    raises when it cannot be reached."""
+    if ticket is not None and not ticket_consume(ticket):
+        return "TICKET_USED"
+    try:
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+    except DjangoDatabaseError:
+        if ticket is not None:
+            ticket_release(ticket)  # refused for the outage: the client may retry with it
+        raise
     if user is None:
         return "USER_NOT_FOUND"
     if user.signed_out_at is not None and user.signed_out_at.timestamp() >= auth_at:
-        return "AUTH_REQUIRED"
+        return "SIGNED_OUT"
     return user.pk, user.public_name
 
 
@@ -110,6 +130,14 @@ def _join_check(game_id: int, user_id: int) -> int | str:
 
 
 _snapshot = _on_db_threads(join_snapshot)
+
+# Refusals at connect: (the contract's code, its message); each closes 4401.
+_CONNECT_REFUSALS = {
+    "AUTH_REQUIRED": ("AUTH_REQUIRED", "Sign in to follow a game."),
+    "TICKET_USED": ("AUTH_REQUIRED", "That ticket was already used: ask for a new one."),
+    "SIGNED_OUT": ("AUTH_REQUIRED", "You signed out."),
+    "USER_NOT_FOUND": ("USER_NOT_FOUND", "That account no longer exists."),
+}
 
 _JOIN_REFUSALS = {
     "GAME_NOT_FOUND": "No game with that id.",
@@ -152,6 +180,12 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass  # the socket is done: Channels' own clean exit
+        except Exception:
+            # A bug ends the application (daphne closes the socket 1011)
+            # and no disconnect would follow: leave the games first, or the
+            # user stays online until presence expires. disconnect() never raises.
+            await self.disconnect(CLOSE_INTERNAL_ERROR)
+            raise
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections (a trip through its
@@ -177,22 +211,26 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         # Accept first: a close before accept reaches browsers as 1006, not our code.
         await self.accept()
         claimed, auth_at = None, time.time()
-        ticket = self.scope.get("ticket")
+        ticket: TicketClaim | None = self.scope.get("ticket")
         if ticket is not None:
             claimed, auth_at = ticket.user_id, ticket.issued_at
         else:
+            unavailable = self.scope.get(AUTH_UNAVAILABLE)
+            if unavailable is not None:  # the session could not be read
+                await self._close_unavailable(unavailable)
+                return
             session_user = self.scope.get("user")
             if session_user is not None and session_user.is_authenticated:
                 claimed = session_user.pk
-        if claimed is None:
-            await self._close_unauthenticated("AUTH_REQUIRED", "Sign in to follow a game.")
-            return
-        user = await _active_user(claimed, auth_at)
-        if user == "USER_NOT_FOUND":
-            await self._close_unauthenticated("USER_NOT_FOUND", "That account no longer exists.")
-            return
+        user: tuple[int, str] | str = "AUTH_REQUIRED"
+        if claimed is not None:
+            try:
+                user = await _active_user(claimed, auth_at, ticket)
+            except (DjangoDatabaseError, RedisError, OSError) as error:
+                await self._close_unavailable(error)
+                return
         if isinstance(user, str):
-            await self._close_unauthenticated("AUTH_REQUIRED", "You signed out.")
+            await self._close_unauthenticated(*_CONNECT_REFUSALS[user])
             return
         self.user_id, self.name = user
         self.auth_at = auth_at
@@ -216,6 +254,23 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         await self._send(error_frame(code, message))
         await self._close(CLOSE_UNAUTHENTICATED)
 
+    async def _close_unavailable(self, error: Exception) -> None:
+        """The cache or the database could not be reached at connect: the
+        contract's SERVICE_UNAVAILABLE, then 1013 (try again later). One line
+        in the log, no traceback: an outage refuses every connect, and a
+        traceback per socket would bury the log."""
+        reason = " ".join(str(error).split())[:200]
+        logger.warning(
+            "connect refused, a service is unreachable: %s: %s", type(error).__name__, reason
+        )
+        await self._send(
+            error_frame(
+                "SERVICE_UNAVAILABLE",
+                "The service is briefly unavailable: connect again in a moment.",
+            )
+        )
+        await self._close(CLOSE_TRY_AGAIN_LATER)
+
     async def _close(self, code: int) -> None:
         self.closed = True
         await self.close(code=code)
@@ -227,7 +282,14 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     ) -> None:
         if self.closed or self.user_id is None:
             return
-        if text_data is not None and len(text_data.encode("utf-8")) > MAX_FRAME_BYTES:
+        # The backstop of the server's own limit (config/daphne_close_codes.py
+        # closes 1009 before such a frame is read). "surrogatepass": a text
+        # that did not come from UTF-8 on the wire (another server, tests) may
+        # hold lone surrogates, and measuring it must not raise.
+        if (
+            text_data is not None
+            and len(text_data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES
+        ):
             await self._close(CLOSE_TOO_BIG)
             return
         message: Inbound | None = None
@@ -325,7 +387,12 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
                 )
                 return
             top = message.board == "top"
-            await self.send(text_data=snapshot.text(message.ref, top=top))
+            text = snapshot.text(message.ref, top=top)
+            if message.ref is not None and not message.ref.isascii():
+                # The ref is the one client value in the text: scan the
+                # (large) text for lone surrogates only when it may hold one.
+                text = wire_text(text)
+            await self.send(text_data=text)
             for frame in snapshot.replay:
                 await self.send(text_data=events.encode(top_payload(frame) if top else frame))
             if top:
@@ -453,7 +520,9 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     async def _send(self, frame: dict[str, Any], *, ref: str | None = None) -> None:
         if ref is not None:
             frame = {**frame, "ref": ref}
-        await self.send(text_data=events.encode(frame))
+        # A reply may echo the client's values (ref, a ping's t), lone
+        # surrogates included: encode_reply keeps its text encodable as UTF-8.
+        await self.send(text_data=encode_reply(frame))
 
     async def _error(
         self, code: str, message: str, *, ref: str | None = None, game_id: int | None = None

@@ -16,13 +16,17 @@ joining at once on two processes still announce the user exactly once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 TTL_SECONDS = 60
 REFRESH_SECONDS = 20
@@ -142,6 +146,35 @@ class MemoryPresence:
                 users.setdefault(socket.user_id, {})[socket.channel] = expiry
 
 
+# What an unreachable Redis raises: redis-py's errors (connection refused or
+# reset, timeouts, no free connection in the pool) and bare socket errors.
+UNREACHABLE = (RedisError, OSError)
+
+
+class OutageLog:
+    """Presence failures while Redis is away, logged as one line when the
+    first one happens and one when Redis answers again, with the count in
+    between; never a traceback per socket."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def failed(self, what: str, error: BaseException) -> None:
+        if self.failures == 0:
+            logger.warning(
+                "presence: Redis unreachable (%s: %s: %s); further failures are counted",
+                what,
+                type(error).__name__,
+                error,
+            )
+        self.failures += 1
+
+    def ok(self) -> None:
+        if self.failures:
+            logger.warning("presence: Redis answers again after %d failed call(s)", self.failures)
+            self.failures = 0
+
+
 _JOIN = """
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 local before = redis.call('ZCARD', KEYS[2])
@@ -163,29 +196,33 @@ return redis.call('ZREM', KEYS[1], ARGV[3])
 
 class RedisPresence:
     """Presence shared by every process through Redis (wall-clock expiries,
-    since the processes share no monotonic clock)."""
+    since the processes share no monotonic clock).
+
+    Its connections are the process's shared, bounded pool
+    (leaderboard.redis_pool), the channel layer's. While Redis is away a
+    leave or a refresh is given up (the entries expire by themselves) and a
+    join or a read fails to its caller; either way the outage is logged once
+    (`OutageLog`), not once per socket."""
 
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.clock = clock
         # redis.asyncio connections belong to the loop that made them.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
         self._online_reads = SharedRead(self._read_online)
+        self.outage = OutageLog()
 
-    def _client(self):  # -> redis.asyncio.Redis
+    def _client(self) -> Any:  # redis.asyncio.Redis
         import redis.asyncio as aioredis
+
+        from leaderboard.redis_pool import async_pool
 
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            # Blocking pool: a burst of sockets waits for a connection instead
-            # of failing with MaxConnectionsError.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.url, max_connections=settings.REDIS_MAX_CONNECTIONS // 4 or 1, timeout=10
-            )
-            client = aioredis.Redis(connection_pool=pool)
+            client = aioredis.Redis(connection_pool=async_pool(self.url))
             client.presence_join = client.register_script(_JOIN)
             client.presence_leave = client.register_script(_LEAVE)
             self._clients[loop] = client
@@ -199,12 +236,28 @@ class RedisPresence:
         client = self._client()
         now = self.clock()
         args = [now, now + TTL_SECONDS, channel, user_id, TTL_SECONDS * 2]
-        return bool(await client.presence_join(keys=self._keys(game_id, user_id), args=args))
+        try:
+            first = await client.presence_join(keys=self._keys(game_id, user_id), args=args)
+        except UNREACHABLE as error:
+            # The consumer answers SERVICE_UNAVAILABLE: the client joins again.
+            self.outage.failed("join", error)
+            raise
+        self.outage.ok()
+        return bool(first)
 
     async def leave(self, *, game_id: int, user_id: int, channel: str) -> bool:
         client = self._client()
         args = [self.clock(), channel, user_id]
-        return bool(await client.presence_leave(keys=self._keys(game_id, user_id), args=args))
+        try:
+            last = await client.presence_leave(keys=self._keys(game_id, user_id), args=args)
+        except UNREACHABLE as error:
+            # Given up: the entry expires within TTL_SECONDS, as a dead
+            # process's do. Thousands of sockets leave at once when Redis is
+            # away at a show's end; each must not log a traceback.
+            self.outage.failed("leave", error)
+            return False
+        self.outage.ok()
+        return bool(last)
 
     async def online(self, *, game_id: int) -> list[int]:
         # Every join reads the whole set: in a burst, joins asking together
@@ -217,16 +270,30 @@ class RedisPresence:
     async def online_many(self, game_ids: list[int]) -> dict[int, list[int]]:
         # One pipeline: a night's end disconnects every game's sockets at once.
         now = self.clock()
-        async with self._client().pipeline(transaction=False) as pipe:
-            for game_id in game_ids:
-                pipe.zrangebyscore(self._keys(game_id, 0)[0], now, "+inf")
-            replies = await pipe.execute()
+        try:
+            async with self._client().pipeline(transaction=False) as pipe:
+                for game_id in game_ids:
+                    pipe.zrangebyscore(self._keys(game_id, 0)[0], now, "+inf")
+                replies = await pipe.execute()
+        except UNREACHABLE as error:
+            self.outage.failed("read", error)
+            raise
+        self.outage.ok()
         return {
             game_id: sorted(int(member) for member in members)
             for game_id, members in zip(game_ids, replies, strict=True)
         }
 
     async def refresh(self, sockets: Iterable[SocketGames]) -> None:
+        try:
+            await self._refresh(sockets)
+        except UNREACHABLE as error:
+            # The next refresh, REFRESH_SECONDS later, is well within the TTL.
+            self.outage.failed("refresh", error)
+            return
+        self.outage.ok()
+
+    async def _refresh(self, sockets: Iterable[SocketGames]) -> None:
         # A process refreshes all its sockets at once: one pipeline per
         # REFRESH_BATCH sockets instead of one round trip per socket.
         client = self._client()
@@ -299,7 +366,16 @@ class DiffBatcher:
         self._flusher = None
         if not changed:
             return
-        online = await get_presence().online_many(list(changed))
+        try:
+            online = await get_presence().online_many(list(changed))
+        except UNREACHABLE:
+            # Logged by the store. Kept for the next window, in which the
+            # users are stated as they are then (as any diff states them).
+            for game_id, users in changed.items():
+                self._pending.setdefault(game_id, {}).update(users)
+            if self._flusher is None:  # else a socket's add() started one meanwhile
+                self._flusher = asyncio.create_task(self._flush_later())
+            return
         diffs = []
         for game_id, users in changed.items():
             here = set(online[game_id])

@@ -9,6 +9,7 @@ JSON object → `ref` → `type` → per-type fields.
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,34 @@ class Inbound:
 # An outbound frame as compact JSON text (encoded once, sent to many).
 encode = json_text
 
+# "Any JSON text is valid input": `"\ud800"` is valid JSON, and json.loads
+# turns it into a lone surrogate, a code point UTF-8 cannot encode. Echoed
+# raw (encode keeps non-ASCII as is), it made daphne's UTF-8 encode of the
+# reply raise: the socket closed 1011 and skipped its disconnect, so the user
+# stayed online. Lone surrogates are the only such code points a frame can
+# bring (the socket's own text was valid UTF-8), and they can only sit inside
+# JSON strings, where `\uXXXX` is the same code point: escaping them gives
+# valid, encodable JSON text that parses back to the same values.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def wire_text(text: str) -> str:
+    """JSON text `text`, encodable as UTF-8: each lone surrogate written as its
+    `\\uXXXX` escape. Every other text is returned as it is (the same object):
+    an ASCII text at once (`isascii` reads a flag), any other after one scan."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub(_escaped, text)
+
+
+def encode_reply(frame: dict[str, Any]) -> str:
+    """A reply's text: it may echo values of the client's frame (`ref`, `t`)."""
+    return wire_text(encode(frame))
+
 
 def error_frame(
     code: str, message: str, *, ref: str | None = None, game_id: int | None = None
@@ -82,7 +111,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_frame(text: str) -> Inbound:
-    """Validate one text frame. Precondition: its size was already checked."""
+    """Validate one text frame. Precondition: its size was already checked.
+
+    Any JSON text is valid input: strings may hold lone surrogates (from
+    `\\ud800` escapes), anywhere. Nothing here encodes them; replies that
+    echo them go out through `encode_reply`."""
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):

@@ -349,3 +349,39 @@ class PrivatePostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- what a server process holds open ------------------------------------------------
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors the process has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def tcp_local_ports(pid: int, remote_port: int) -> set[int]:
+    """The local ports of the process's TCP connections to `remote_port` on
+    this host (every state but LISTEN), matched by socket inode between
+    /proc/PID/fd and the namespace's /proc/PID/net/tcp{,6} tables."""
+    inodes: set[str] = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            if inode not in inodes or state == "0A":  # 0A: LISTEN
+                continue
+            if int(remote.rsplit(":", 1)[1], 16) == remote_port:
+                ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports

@@ -138,13 +138,35 @@ def make_party(stack: LiveStack, tag: str, count: int, points: list[int]) -> Par
     )
 
 
-def ticket(server: Server, player: Player) -> str:
+class Ticket(str):
+    """A ticket from the API that knows whose it is, for `open_socket`."""
+
+    server: Server
+    player: Player
+
+
+# Tickets `open_socket` presented. A ticket opens one socket only: a test
+# that opens several sockets with one `ticket()` (each is a new connection of
+# the same player) gets a fresh ticket for each socket after the first.
+_presented: set[str] = set()
+
+
+def ticket(server: Server, player: Player) -> Ticket:
     status, body = http(server, "POST", "/api/auth/ws-ticket", token=player.token)
     assert status == 200, body
-    return body["ticket"]
+    value = Ticket(body["ticket"])
+    value.server, value.player = server, player
+    return value
 
 
 async def open_socket(server: Server, ticket_value: str) -> ClientConnection:
+    """A socket presenting the ticket; a `Ticket` it already presented is
+    replaced by a fresh one of the same player (pass a plain str to present
+    a ticket as it is, e.g. to test that a used one is refused)."""
+    if isinstance(ticket_value, Ticket):
+        if ticket_value in _presented:
+            ticket_value = await asyncio.to_thread(ticket, ticket_value.server, ticket_value.player)
+        _presented.add(str(ticket_value))
     return await connect(
         f"{server.ws_url}?ticket={ticket_value}",
         origin=server.url,
