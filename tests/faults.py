@@ -9,18 +9,20 @@ restart, never the shared one (other suites and live servers use that).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
-from tests.liveserver import free_port
+from tests.liveserver import LiveStack, free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -385,3 +387,44 @@ def tcp_local_ports(pid: int, remote_port: int) -> set[int]:
             if int(remote.rsplit(":", 1)[1], 16) == remote_port:
                 ports.add(int(local.rsplit(":", 1)[1], 16))
     return ports
+
+
+# --- a whole stack on private services ----------------------------------------------
+
+
+@contextlib.contextmanager
+def private_stack(
+    processes: int, *, postgres: bool, extra_env: dict[str, str] | None = None
+) -> Iterator[LiveStack]:
+    """`processes` daphne servers on a redis-server of their own and, with
+    `postgres`, a PostgreSQL cluster of their own, so a test may stop either
+    (as `stack.redis` / `stack.postgres`). Prints the servers' logs when a
+    test marked the stack failed (tests/e2e/conftest.py's hook)."""
+    with contextlib.ExitStack() as services:
+        database = services.enter_context(PrivatePostgres(require_postgres())) if postgres else None
+        redis = services.enter_context(PrivateRedis(require_redis_server()))
+        live = LiveStack(
+            processes=processes,
+            database_url=database.url if database else "",
+            redis_url=redis.url,
+            extra_env=extra_env or {},
+        )
+        live.postgres = database  # type: ignore[attr-defined]
+        live.redis = redis  # type: ignore[attr-defined]
+        try:
+            # Not `with`: a server that fails to start must not leave the
+            # others behind.
+            live.start()
+            yield live
+        finally:
+            if getattr(live, "failed", False):
+                for server in live.servers:
+                    print(f"--- {server.log_path.name} ---\n{server.log()[-6000:]}")
+            try:
+                # LiveStack.close drops its database: PostgreSQL must be up.
+                if database is not None and not database.running:
+                    database.start()
+                live.close()
+            finally:
+                for server in live.servers:
+                    server.stop()

@@ -41,12 +41,7 @@ from tests.e2e.fault_watch import (
     reveal_without_redis,
     sockets_on_both,
 )
-from tests.faults import (
-    PrivatePostgres,
-    PrivateRedis,
-    require_postgres,
-    require_redis_server,
-)
+from tests.faults import PrivatePostgres, PrivateRedis, private_stack
 from tests.liveserver import LiveStack
 
 pytestmark = pytest.mark.e2e
@@ -67,26 +62,8 @@ def stack() -> Iterator[LiveStack]:
     """Overrides tests/e2e/conftest.py's `stack` for this module: two daphne
     processes on a PostgreSQL cluster and a Redis of our own (DATABASE_URL and
     REDIS_URL are neither needed nor used), so the tests may stop them."""
-    bindir = require_postgres()
-    redis_binary = require_redis_server()
-    with PrivatePostgres(bindir) as postgres, PrivateRedis(redis_binary) as redis:
-        live = LiveStack(processes=2, database_url=postgres.url, redis_url=redis.url)
-        live.postgres = postgres  # type: ignore[attr-defined]
-        live.redis = redis  # type: ignore[attr-defined]
-        try:
-            # Not `with`: a server that fails to start must not leave the
-            # other server behind.
-            live.start()
-            yield live
-        finally:
-            try:
-                # LiveStack.close drops its database: PostgreSQL must be up.
-                if not postgres.running:
-                    postgres.start()
-                live.close()
-            finally:
-                for server in live.servers:
-                    server.stop()
+    with private_stack(2, postgres=True) as live:
+        yield live
 
 
 def _postgres(stack: LiveStack) -> PrivatePostgres:

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import PASSWORD, Party, http, make_party
-from tests.faults import PrivatePostgres, PrivateRedis, require_postgres, require_redis_server
+from tests.e2e.fault_watch import reveal
+from tests.faults import private_stack
 from tests.liveserver import LiveStack, Server
 
 pytestmark = pytest.mark.e2e
@@ -38,22 +39,8 @@ MIB = 1024 * 1024
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LiveStack]:
     """One daphne on a private PostgreSQL and Redis, which tests may stop."""
-    bindir = require_postgres()
-    redis_binary = require_redis_server()
-    with PrivatePostgres(bindir) as postgres, PrivateRedis(redis_binary) as redis:
-        live = LiveStack(
-            processes=1, database_url=postgres.url, redis_url=redis.url, extra_env=LIMITS_ENV
-        )
-        live.postgres = postgres  # type: ignore[attr-defined]
-        live.redis = redis  # type: ignore[attr-defined]
-        try:
-            live.start()
-            yield live
-        finally:
-            if getattr(live, "failed", False):
-                for server in live.servers:
-                    print(f"--- {server.log_path.name} ---\n{server.log()[-6000:]}")
-            live.close()
+    with private_stack(1, postgres=True, extra_env=LIMITS_ENV) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +218,7 @@ def test_while_postgres_is_away_api_and_pages_answer_503_and_nothing_is_half_wri
     server = stack.servers[0]
     player = party.players[1]
     browser = _browser_session(server, player.username)
-    category_id, _, nominations = party.categories[2]
+    category_id = party.categories[2][0]
     stack.postgres.stop()  # type: ignore[attr-defined]
     try:
         started = time.monotonic()
@@ -244,13 +231,7 @@ def test_while_postgres_is_away_api_and_pages_answer_503_and_nothing_is_half_wri
         assert content_type.startswith("text/html")
         assert "Back in a moment" in page
 
-        status, body = http(
-            server,
-            "POST",
-            f"/api/categories/{category_id}/winner",
-            token=party.staff_token,
-            body={"nominationId": nominations[0]},
-        )
+        status, body, _ = reveal(server, party, 2, 0)
         assert (status, body["error"]["code"]) == (503, "SERVICE_UNAVAILABLE")
     finally:
         stack.postgres.start()  # type: ignore[attr-defined]
@@ -267,13 +248,7 @@ def test_while_postgres_is_away_api_and_pages_answer_503_and_nothing_is_half_wri
     assert status == 200, body
     category = next(c for c in body["categories"] if c["id"] == category_id)
     assert (category["isRevealed"], category["winnerId"]) == (False, None)
-    status, body = http(
-        server,
-        "POST",
-        f"/api/categories/{category_id}/winner",
-        token=party.staff_token,
-        body={"nominationId": nominations[0]},
-    )
+    status, body, _ = reveal(server, party, 2, 0)
     assert status == 200, body
     status, _, page = _page(browser, f"{server.url}/games/{party.game_id}/live")
     assert status == 200
