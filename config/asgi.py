@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP and WebSocket (CONTRACT §1: config.asgi:application)."""
+"""ASGI entry point: HTTP and WebSocket (CONTRACT §1: config.asgi:application).
+
+Served by `python -m server` (daphne with Envelope's server classes, server/)
+in production and tests, and by `manage.py runserver` in development.
+"""
 
 import gc
 import os
@@ -13,20 +17,10 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from config import (  # noqa: E402
-    daphne_close_codes,
-    daphne_memory,
-    daphne_prepared_send,
-)
 from config.http_limits import BodySizeLimit  # noqa: E402
 from config.proxies import TrustedProxyHeaders  # noqa: E402
 from leaderboard.auth import TicketOrSessionAuth  # noqa: E402
 from leaderboard.routing import websocket_application  # noqa: E402
-
-daphne_close_codes.install()
-# First: it replaces daphne's create_application, which the next one wraps.
-daphne_memory.install()
-daphne_prepared_send.install()
 
 application = TrustedProxyHeaders(
     ProtocolTypeRouter(

@@ -43,6 +43,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # Our server (server/) before daphne: its runserver, daphne's with our
+    # Server class, is the one `manage.py runserver` finds.
+    "server",
     # daphne first: its runserver serves HTTP and WebSockets in development.
     "daphne",
     "config.apps.EnvelopeAdminConfig",  # django.contrib.admin, rate-limited login

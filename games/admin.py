@@ -1,23 +1,31 @@
 """Django admin for Envelope (CONTRACT §5).
 
-Every change players can see goes through games.services, exactly as the API
-does: marking a winner here is validated, recorded as game events and
-broadcast. Fields that only services may change (winner timestamps, status,
-seq) are read-only, and participants, picks and events are shown read-only.
+Every write here goes through games.services, exactly as the API's do:
+marking a winner is validated, recorded as game events and broadcast;
+adding or deleting a category or a nominee keeps the score counters and the
+boards right, or is refused once picks are locked. A refusal is an error
+message on the page, never a half-done write. Fields that only services may
+change (winner timestamps, status, seq) are read-only, and participants,
+picks and events are shown read-only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db import models
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
-from games import errors, services
+from games import errors, selectors, services
 from games.models import (
+    PICKABLE_STATUSES,
     Category,
     Ceremony,
     Game,
@@ -40,6 +48,90 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def _refusal(model_admin: admin.ModelAdmin, request: HttpRequest, exc: errors.DomainError) -> None:
+    model_admin.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+
+
+def _try(model_admin: admin.ModelAdmin, request: HttpRequest, write: Callable[[], Any]) -> Any:
+    """The service call's result, or None with its refusal shown on the page."""
+    try:
+        return write()
+    except errors.DomainError as exc:
+        _refusal(model_admin, request, exc)
+        return None
+
+
+class ServiceWritesMixin:
+    """Deletes and the inline's rows go through the services the admin names
+    (`delete_through_service`, `inline_create`, `inline_update`,
+    `inline_delete`). A refusal on the delete page sends the user back to
+    the object's page with the reason; one in the inline is a message.
+
+    The bulk "delete selected" action is off: Django counts as deleted every
+    row it was given, refused or not.
+    """
+
+    def delete_through_service(self, pk: int) -> None:
+        raise NotImplementedError
+
+    def inline_create(self, obj: Any) -> Any:
+        raise NotImplementedError
+
+    def inline_update(self, pk: int, changes: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def inline_delete(self, pk: int) -> Any:
+        raise NotImplementedError
+
+    def save_formset(
+        self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool
+    ) -> None:
+        formset.save(commit=False)  # fills new_objects, changed_objects, deleted_objects
+        for obj in formset.deleted_objects:
+            _try(self, request, lambda obj=obj: self.inline_delete(obj.pk))
+        for obj, fields in formset.changed_objects:
+            changes = {field: getattr(obj, field) for field in fields}
+            _try(
+                self, request, lambda obj=obj, changes=changes: self.inline_update(obj.pk, changes)
+            )
+        for obj in formset.new_objects:
+            created = _try(self, request, lambda obj=obj: self.inline_create(obj))
+            if created is not None:
+                obj.pk = created.pk  # for the change message
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple:
+        # The service deletes the rows that go with the object (picks, which
+        # no admin may delete by hand) and keeps their counters right.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.delete_through_service(obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for pk in queryset.values_list("pk", flat=True):
+            self.delete_through_service(pk)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        try:
+            # Django's view is atomic: a refusal also rolls back its log entry.
+            return super().delete_view(request, object_id, extra_context)
+        except errors.DomainError as exc:
+            _refusal(self, request, exc)
+            opts = self.model._meta
+            url = reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change", args=[unquote(object_id)]
+            )
+            return HttpResponseRedirect(url)
 
 
 # --- ceremonies and categories ---------------------------------------------------
@@ -65,11 +157,33 @@ class CategoryInline(admin.TabularInline):
 
 
 @admin.register(Ceremony)
-class CeremonyAdmin(admin.ModelAdmin):
+class CeremonyAdmin(ServiceWritesMixin, admin.ModelAdmin):
     list_display = ("name", "date", "category_count", "revealed_count", "created_at")
     search_fields = ("name",)
     date_hierarchy = "date"
     inlines = [CategoryInline]
+
+    def save_model(
+        self, request: HttpRequest, obj: Ceremony, form: forms.ModelForm, change: bool
+    ) -> None:
+        # Categories are added on the category page (category_create).
+        if change:
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            _try(self, request, lambda: services.ceremony_update(ceremony_id=obj.pk, **changes))
+        else:
+            data = {"name": obj.name, "date": obj.date, "categories": []}
+            obj.pk = services.ceremony_create(data=data).pk
+        obj.refresh_from_db()
+
+    # The categories inline edits names and deletes; it cannot add.
+    def inline_update(self, pk: int, changes: dict[str, Any]) -> Category:
+        return services.category_update(category_id=pk, **changes)
+
+    def inline_delete(self, pk: int) -> None:
+        services.category_delete(category_id=pk)
+
+    def delete_through_service(self, pk: int) -> None:
+        services.ceremony_delete(ceremony_id=pk)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ceremony]:
         return (
@@ -142,6 +256,13 @@ class CategoryAdminForm(forms.ModelForm):
             raise forms.ValidationError("Another category of this ceremony has this order.")
         return order
 
+    def clean_ceremony(self) -> Ceremony:
+        # Only a new category has the field; the service checks again under lock.
+        ceremony = self.cleaned_data["ceremony"]
+        if selectors.ceremony_ballot_locked(ceremony_id=ceremony.pk):
+            raise forms.ValidationError(services.CATEGORY_ADD_REFUSED, code=errors.PicksLocked.code)
+        return ceremony
+
     def clean_winner(self) -> Nomination | None:
         # Validate only; save_model applies the change through the service. The
         # instance still holds the stored winner here (the form updates it later).
@@ -155,7 +276,7 @@ class CategoryAdminForm(forms.ModelForm):
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(ServiceWritesMixin, admin.ModelAdmin):
     form = CategoryAdminForm
     list_display = ("name", "ceremony", "order", "points", "winner", "revealed_at")
     list_display_links = ("name",)
@@ -185,24 +306,41 @@ class CategoryAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Category, form: forms.ModelForm, change: bool
     ) -> None:
         if not change:
-            super().save_model(request, obj, form, change)
+            fields = {name: getattr(obj, name) for name in ("name", "order", "points")}
+            obj.pk = services.category_create(ceremony_id=obj.ceremony_id, **fields).pk
+            obj.refresh_from_db()
             return
-        # Save the plain fields without touching winner/revealed_at, then let
-        # the service mark or clear the winner (its events go out on commit).
-        plain = [name for name in form.changed_data if name != "winner"]
+        # The plain fields first, then the service marks or clears the winner
+        # (its events go out on commit). A refusal means someone else changed
+        # the category since the form was validated.
+        plain = {name: form.cleaned_data[name] for name in form.changed_data if name != "winner"}
         if plain:
-            obj.save(update_fields=plain)
+            _try(self, request, lambda: services.category_update(category_id=obj.pk, **plain))
         if "winner" in form.changed_data:
             winner = form.cleaned_data["winner"]
-            try:
-                if winner is None:
-                    services.category_undo(category_id=obj.pk)
-                else:
-                    services.category_reveal(category_id=obj.pk, nomination_id=winner.pk)
-            except errors.DomainError as exc:
-                # Someone else changed the winner since the form was validated.
-                self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+            if winner is None:
+                _try(self, request, lambda: services.category_undo(category_id=obj.pk))
+            else:
+                _try(
+                    self,
+                    request,
+                    lambda: services.category_reveal(category_id=obj.pk, nomination_id=winner.pk),
+                )
         obj.refresh_from_db()
+
+    # The nominations inline.
+    def inline_create(self, obj: Nomination) -> Nomination:
+        fields = {name: getattr(obj, name) for name in ("title", "subtitle", "image_url", "order")}
+        return services.nomination_create(category_id=obj.category_id, **fields)
+
+    def inline_update(self, pk: int, changes: dict[str, Any]) -> Nomination:
+        return services.nomination_update(nomination_id=pk, **changes)
+
+    def inline_delete(self, pk: int) -> None:
+        services.nomination_delete(nomination_id=pk)
+
+    def delete_through_service(self, pk: int) -> None:
+        services.category_delete(category_id=pk)
 
     @admin.action(description="Undo the winner")
     def undo_winner(self, request: HttpRequest, queryset: QuerySet[Category]) -> None:
@@ -230,10 +368,7 @@ class GameAdminForm(forms.ModelForm):
 
     def clean_picks_lock_at(self) -> Any:
         value = self.cleaned_data.get("picks_lock_at")
-        if (
-            value != self.instance.picks_lock_at
-            and self.instance.status not in services.PICKABLE_STATUSES
-        ):
+        if value != self.instance.picks_lock_at and self.instance.status not in PICKABLE_STATUSES:
             raise forms.ValidationError(
                 "Picks lock time can only change while picks are open.",
                 code=errors.InvalidTransition.code,
@@ -273,6 +408,11 @@ class GameAdmin(admin.ModelAdmin):
         # Games are created by their host on the site or the API (game_create).
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Game | None = None) -> bool:
+        # A game always has players (its host at least), whose rows only
+        # services delete; Django would refuse the delete page for them anyway.
+        return False
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Game]:
         return super().get_queryset(request).annotate(_participants=Count("participants"))
 
@@ -286,17 +426,18 @@ class GameAdmin(admin.ModelAdmin):
         # Staff act on the host's behalf, so the service's events and checks apply.
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
         if changes:
-            try:
-                services.game_update(game_id=obj.pk, actor=obj.host, **changes)
-            except errors.DomainError as exc:
-                self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+            _try(
+                self,
+                request,
+                lambda: services.game_update(game_id=obj.pk, actor=obj.host, **changes),
+            )
         obj.refresh_from_db()
 
     @admin.action(description="Lock picks now")
     def lock_picks(self, request: HttpRequest, queryset: QuerySet[Game]) -> None:
         locked, skipped = 0, 0
         for game in queryset.select_related("host"):
-            if game.status not in services.PICKABLE_STATUSES:
+            if game.status not in PICKABLE_STATUSES:
                 skipped += 1
                 continue
             try:

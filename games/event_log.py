@@ -152,10 +152,10 @@ def _events_store(events: list[RecordedEvent]) -> None:
             batch_size=500,
         )
         return
-    # COPY, not INSERT: a reveal of a thousand parties stores a thousand
-    # frames (one of 150 KB for a 2,000-player board), and a bulk INSERT had
-    # psycopg quote each of them client-side (bench/README.md). The stored
-    # text is the one the sockets are sent.
+    # COPY, not INSERT: a reveal stores one frame per game of its ceremony,
+    # a large party's is large, and a bulk INSERT had psycopg quote each of
+    # them client-side (bench/README.md). The stored text is the one the
+    # sockets are sent.
     quote = connection.ops.quote_name
     columns = ", ".join(
         quote(GameEvent._meta.get_field(name).column)

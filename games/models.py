@@ -84,6 +84,21 @@ class GameStatus(models.TextChoices):
     COMPLETED = "COMPLETED"
 
 
+# The statuses in which players may still pick. The pages' scripts get this
+# and the labels below from templates/base.html (games/templatetags), so
+# Python is their one home.
+PICKABLE_STATUSES = (GameStatus.SETUP, GameStatus.OPEN)
+
+# What the pages call each status (a chip on the home, live and host pages).
+# Not the choices' labels: those are in the migrations and the admin.
+STATUS_LABELS = {
+    GameStatus.SETUP: "Setup",
+    GameStatus.OPEN: "Picks open",
+    GameStatus.LIVE: "Picks locked",
+    GameStatus.COMPLETED: "Final results",
+}
+
+
 class Game(models.Model):
     ceremony = models.ForeignKey(Ceremony, on_delete=models.PROTECT, related_name="games")
     host = models.ForeignKey(

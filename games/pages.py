@@ -13,7 +13,6 @@ from urllib.parse import quote
 import segno
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
@@ -21,19 +20,10 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from games import errors, selectors
 from games.formatting import iso_utc
-from games.models import Ceremony, Game, GameParticipant, GameStatus, Pick
+from games.models import Ceremony, Game
 from games.serializers import category_json
 from games.services import game_lock_if_due
 from games.standings import game_board
-
-# The same words as static/js/api.js (setStatusChip), so a page never changes
-# its wording once the socket takes over.
-STATUS_LABELS = {
-    GameStatus.SETUP: "Setup",
-    GameStatus.OPEN: "Picks open",
-    GameStatus.LIVE: "Picks locked",
-    GameStatus.COMPLETED: "Final results",
-}
 
 
 def _me(request: HttpRequest) -> dict[str, Any]:
@@ -55,7 +45,9 @@ def _error_page(request: HttpRequest, status: int, title: str, message: str) -> 
     )
 
 
-def _game_json(game: Game, user_id: int) -> dict[str, Any]:
+def _page_game_json(game: Game, user_id: int) -> dict[str, Any]:
+    """The game the page scripts start from: unlike the API's game_json, with
+    the seq the socket resumes after."""
     return {
         "id": game.pk,
         "name": game.name,
@@ -75,7 +67,7 @@ def _categories_json(ceremony_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def _load_game(
+def _game_or_error_page(
     request: HttpRequest, game_id: int, *, staff_ok: bool = False
 ) -> Game | HttpResponse:
     """The game, locked first if its lock time passed; or the 404/403 page.
@@ -86,8 +78,8 @@ def _load_game(
         game = game_lock_if_due(game_id=game_id)
     except errors.NotFound:
         return _error_page(request, 404, "Game not found", "There is no game with that link.")
-    is_player = GameParticipant.objects.filter(game=game, user=request.user).exists()
-    if not (is_player or game.host_id == request.user.pk or (staff_ok and request.user.is_staff)):
+    is_player = selectors.game_is_participant(game_id=game.pk, user_id=request.user.pk)
+    if not (is_player or (staff_ok and request.user.is_staff)):
         return _error_page(
             request,
             403,
@@ -101,17 +93,8 @@ def _load_game(
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return render(request, "pages/signin.html", {"next": _safe_next(request)})
-    # A subquery, not a join on participants: a join would count only my row.
-    mine = GameParticipant.objects.filter(user=request.user).values("game_id")
-    games = list(
-        Game.objects.filter(pk__in=mine)
-        .select_related("ceremony")
-        .annotate(players=Count("participants"))
-        .order_by("-created_at", "-id")
-    )
+    games = selectors.user_games(user_id=request.user.pk).select_related("ceremony")
     ceremonies = Ceremony.objects.all()
-    for game in games:
-        game.status_label = STATUS_LABELS.get(game.status, game.status)
     return render(
         request,
         "pages/home.html",
@@ -143,17 +126,15 @@ def join(request: HttpRequest, code: str) -> HttpResponse:
 @login_required
 @ensure_csrf_cookie
 def picks(request: HttpRequest, game_id: int) -> HttpResponse:
-    game = _load_game(request, game_id)
+    game = _game_or_error_page(request, game_id)
     if isinstance(game, HttpResponse):
         return game
-    my_picks = Pick.objects.filter(game=game, user=request.user).values_list(
-        "category_id", "nomination_id"
-    )
+    my_picks = selectors.user_picks(game_id=game.pk, user_id=request.user.pk)
     data = {
         "me": _me(request),
-        "game": _game_json(game, request.user.pk),
+        "game": _page_game_json(game, request.user.pk),
         "categories": _categories_json(game.ceremony_id),
-        "picks": {str(category_id): nomination_id for category_id, nomination_id in my_picks},
+        "picks": {str(pick["categoryId"]): pick["nominationId"] for pick in my_picks},
     }
     return render(request, "pages/picks.html", {"game": game, "data": data})
 
@@ -161,14 +142,14 @@ def picks(request: HttpRequest, game_id: int) -> HttpResponse:
 @login_required
 @ensure_csrf_cookie
 def live(request: HttpRequest, game_id: int) -> HttpResponse:
-    game = _load_game(request, game_id)
+    game = _game_or_error_page(request, game_id)
     if isinstance(game, HttpResponse):
         return game
     # The board as of one seq: the socket then replays exactly what follows it.
     board = game_board(game_id=game.pk)
     data = {
         "me": _me(request),
-        "game": _game_json(board.game, request.user.pk),
+        "game": _page_game_json(board.game, request.user.pk),
         "leaderboard": board.frame,
         "participantCount": board.participant_count,
         "reactions": settings.ENVELOPE_REACTIONS,
@@ -184,7 +165,7 @@ def live(request: HttpRequest, game_id: int) -> HttpResponse:
 @login_required
 @ensure_csrf_cookie
 def host(request: HttpRequest, game_id: int) -> HttpResponse:
-    game = _load_game(request, game_id, staff_ok=True)
+    game = _game_or_error_page(request, game_id, staff_ok=True)
     if isinstance(game, HttpResponse):
         return game
     is_host = game.host_id == request.user.pk
@@ -197,7 +178,7 @@ def host(request: HttpRequest, game_id: int) -> HttpResponse:
     qr_svg = mark_safe(segno.make(join_url, error="m").svg_inline(scale=5, dark="#0b1633"))
     data = {
         "me": _me(request),
-        "game": {**_game_json(game, request.user.pk), "accessCode": game.access_code},
+        "game": {**_page_game_json(game, request.user.pk), "accessCode": game.access_code},
         "categories": _categories_json(game.ceremony_id),
         "pickCounts": selectors.game_pick_counts(game_id=game.pk),
         "joinUrl": join_url,

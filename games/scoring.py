@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-# Named tuples rather than frozen dataclasses: a board of 5,000 players makes
-# 10,000 of them per render, and a frozen dataclass's __init__ (one
-# object.__setattr__ per field) made building them three times slower
-# (5,000 PlayerScores: 7.6 ms, now 2.3 ms).
+# Named tuples rather than frozen dataclasses: a render builds two per player,
+# a reveal renders every board of its ceremony, and a frozen dataclass's
+# __init__ pays one object.__setattr__ per field (figures in bench/README.md,
+# "Figures moved out of the code").
 
 
 class PlayerScore(NamedTuple):

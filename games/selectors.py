@@ -8,7 +8,25 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from games import errors
-from games.models import Category, Ceremony, Game, GameParticipant, GameStatus, Pick
+from games.models import (
+    PICKABLE_STATUSES,
+    Category,
+    Ceremony,
+    Game,
+    GameParticipant,
+    Nomination,
+    Pick,
+)
+
+
+def last_revealed_json(*, category: Category, winner: Nomination) -> dict[str, Any]:
+    """The `lastRevealed` of a board frame: `category` just won by `winner`."""
+    return {
+        "categoryId": category.pk,
+        "categoryName": category.name,
+        "nominationId": winner.pk,
+        "title": winner.title,
+    }
 
 
 def ceremony_last_revealed(*, ceremony_id: int) -> dict[str, Any] | None:
@@ -21,12 +39,7 @@ def ceremony_last_revealed(*, ceremony_id: int) -> dict[str, Any] | None:
     )
     if category is None:
         return None
-    return {
-        "categoryId": category.pk,
-        "categoryName": category.name,
-        "nominationId": category.winner_id,
-        "title": category.winner.title,
-    }
+    return last_revealed_json(category=category, winner=category.winner)
 
 
 # --- API reads --------------------------------------------------------------------
@@ -66,11 +79,35 @@ def game_get(*, game_id: int) -> Game:
 
 
 def game_is_participant(*, game_id: int, user_id: int) -> bool:
+    """The one participant check of games/ (the API, the pages, the services).
+
+    The host is always a participant: game_create adds them."""
     return GameParticipant.objects.filter(game_id=game_id, user_id=user_id).exists()
+
+
+def game_participant_ceremony(*, game_id: int, user_id: int) -> int | None:
+    """The participant check of a WebSocket join, with what the join needs
+    next in the same query: the game's ceremony id if the user is an active
+    participant of the game, else None."""
+    return (
+        GameParticipant.objects.filter(game_id=game_id, user_id=user_id, user__is_active=True)
+        .values_list("game__ceremony_id", flat=True)
+        .first()
+    )
 
 
 def game_participant_count(*, game_id: int) -> int:
     return GameParticipant.objects.filter(game_id=game_id).count()
+
+
+def ceremony_ballot_locked(*, ceremony_id: int) -> bool:
+    """Whether a game of the ceremony has locked its picks (or should have:
+    its lock time passed, or a category is revealed); then the ceremony's
+    categories and nominees are fixed (see games.services)."""
+    games = Game.objects.filter(ceremony_id=ceremony_id)
+    locked = ~Q(status__in=PICKABLE_STATUSES) | Q(picks_lock_at__lte=timezone.now())
+    revealed = Category.objects.filter(ceremony_id=ceremony_id, winner__isnull=False)
+    return games.filter(locked).exists() or (games.exists() and revealed.exists())
 
 
 def _user_games_q(user_id: int) -> Q:
@@ -81,7 +118,8 @@ def _user_games_q(user_id: int) -> Q:
 
 
 def user_games(*, user_id: int) -> QuerySet[Game]:
-    """Games the user hosts or plays in, newest first, with `participant_count`."""
+    """Games the user hosts or plays in, newest first, with `participant_count`
+    (the API's game list and the home page)."""
     return (
         Game.objects.filter(_user_games_q(user_id))
         .annotate(participant_count=Count("participants"))
@@ -95,7 +133,7 @@ def user_game_ids_lock_due(*, user_id: int) -> list[int]:
     revealed = Category.objects.filter(ceremony_id=OuterRef("ceremony_id"), winner__isnull=False)
     return list(
         Game.objects.filter(_user_games_q(user_id))
-        .filter(status__in=[GameStatus.SETUP, GameStatus.OPEN])
+        .filter(status__in=PICKABLE_STATUSES)
         .filter(Q(picks_lock_at__lte=timezone.now()) | Exists(revealed))
         .values_list("pk", flat=True)
     )

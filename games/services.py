@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import User
@@ -21,6 +21,7 @@ from games import errors
 from games.event_log import EventLog
 from games.formatting import iso_utc
 from games.models import (
+    PICKABLE_STATUSES,
     Category,
     Ceremony,
     Game,
@@ -30,11 +31,16 @@ from games.models import (
     Pick,
     new_access_code,
 )
-from games.selectors import ceremony_last_revealed
+from games.selectors import (
+    ceremony_ballot_locked,
+    ceremony_last_revealed,
+    game_is_participant,
+    game_participant_count,
+    last_revealed_json,
+)
 from games.sql import id_set
 
 UNSET: Any = object()
-PICKABLE_STATUSES = (GameStatus.SETUP, GameStatus.OPEN)
 
 
 # --- events -----------------------------------------------------------------
@@ -51,20 +57,13 @@ def _locked_game(game_id: int) -> Game:
         raise errors.NotFound("No game with that id.") from None
 
 
-def _participant_count(game: Game) -> int:
-    return GameParticipant.objects.filter(game=game).count()
-
-
 # --- ceremonies ---------------------------------------------------------------
 
 
 @transaction.atomic
 def ceremony_create(*, data: dict[str, Any]) -> Ceremony:
     """Write an already validated ceremony document (see games.ceremony_file)."""
-    if Ceremony.objects.filter(name=data["name"], date=data["date"]).exists():
-        raise errors.ValidationFailed(
-            f"A ceremony named {data['name']!r} on {data['date']} already exists."
-        )
+    _require_new_ceremony(data["name"], data["date"])
     ceremony = Ceremony.objects.create(name=data["name"], date=data["date"])
     for order, cat in enumerate(data["categories"], start=1):
         category = Category.objects.create(
@@ -81,6 +80,178 @@ def ceremony_create(*, data: dict[str, Any]) -> Ceremony:
             for index, nom in enumerate(cat["nominations"], start=1)
         )
     return ceremony
+
+
+@transaction.atomic
+def ceremony_update(*, ceremony_id: int, name: str = UNSET, date: Any = UNSET) -> Ceremony:
+    """Rename or redate a ceremony: nothing a board or an event shows."""
+    ceremony = _locked_ceremony(ceremony_id)
+    _require_new_ceremony(
+        ceremony.name if name is UNSET else name,
+        ceremony.date if date is UNSET else date,
+        ceremony_id=ceremony_id,
+    )
+    return _save_changes(ceremony, name=name, date=date)
+
+
+def _require_new_ceremony(name: str, date: Any, *, ceremony_id: int | None = None) -> None:
+    if Ceremony.objects.filter(name=name, date=date).exclude(pk=ceremony_id).exists():
+        raise errors.ValidationFailed(f"A ceremony named {name!r} on {date} already exists.")
+
+
+def _save_changes(obj: Any, **changes: Any) -> Any:
+    """Set and save the fields given a value (UNSET ones are left alone)."""
+    fields = [field for field, value in changes.items() if value is not UNSET]
+    for field in fields:
+        setattr(obj, field, changes[field])
+    if fields:
+        obj.save(update_fields=fields)
+    return obj
+
+
+@transaction.atomic
+def ceremony_delete(*, ceremony_id: int) -> None:
+    """Delete a ceremony nobody plays: its games would lose their ballot."""
+    _locked_ceremony(ceremony_id)
+    if Game.objects.filter(ceremony_id=ceremony_id).exists():
+        raise errors.InvalidTransition("This ceremony has games: delete them first.")
+    # A winner protects its nominee from deletion; without games nothing counts it.
+    Category.objects.filter(ceremony_id=ceremony_id).update(winner=None, revealed_at=None)
+    Ceremony.objects.filter(pk=ceremony_id).delete()
+
+
+# --- the ballot: categories and nominations --------------------------------------
+#
+# A ceremony's categories and nominees change only while every game of it
+# still takes picks: once one has locked, its players could neither pick a
+# new category nor pick again in place of a deleted nominee, and each
+# change would take them off the board for good.
+
+
+CATEGORY_ADD_REFUSED = "Picks are locked in a game of this ceremony: no category can be added."
+
+
+def _ballot_games_locked(ceremony_id: int, refusal: str) -> list[LockedGame]:
+    """Every game of the ceremony, locked, once its ballot may change; else
+    PicksLocked with `refusal`. Precondition: inside atomic, ceremony row locked."""
+    games = _ceremony_games_locked(ceremony_id, GameStatus.values)
+    if ceremony_ballot_locked(ceremony_id=ceremony_id):
+        raise errors.PicksLocked(refusal)
+    return games
+
+
+def _require_free_order(ceremony_id: int, order: int, *, category_id: int | None = None) -> None:
+    taken = Category.objects.filter(ceremony_id=ceremony_id, order=order).exclude(pk=category_id)
+    if taken.exists():
+        raise errors.ValidationFailed("Another category of this ceremony has this order.")
+
+
+def _pick_counts_drop(picks: QuerySet[Pick]) -> None:
+    """Take one off the pick count of each player with a pick in `picks`,
+    which are about to be deleted. Precondition: at most one of them per
+    player and game (the picks of one category, or of one nominee)."""
+    picked = picks.filter(game_id=OuterRef("game_id"), user_id=OuterRef("user_id"))
+    GameParticipant.objects.filter(Exists(picked)).update(pick_count=F("pick_count") - 1)
+
+
+def _ballot_boards(games: list[LockedGame], ceremony_id: int) -> None:
+    """Every game's board after its category count changed: complete players
+    may now be incomplete. Nothing is revealed while the ballot may change."""
+    log = EventLog()
+    log.append_boards(games, ceremony_id=ceremony_id, last_revealed=None)
+    log.save()
+
+
+@transaction.atomic
+def category_create(*, ceremony_id: int, name: str, order: int, points: int = 1) -> Category:
+    _locked_ceremony(ceremony_id)
+    games = _ballot_games_locked(ceremony_id, CATEGORY_ADD_REFUSED)
+    _require_free_order(ceremony_id, order)
+    category = Category.objects.create(
+        ceremony_id=ceremony_id, name=name, order=order, points=points
+    )
+    _ballot_boards(games, ceremony_id)
+    return category
+
+
+@transaction.atomic
+def category_update(
+    *, category_id: int, name: str = UNSET, order: int = UNSET, points: int = UNSET
+) -> Category:
+    """Name, order and points: pages show them when they load; points count
+    only once revealed, and a revealed category's are in every score sent."""
+    category = _locked_category(category_id)
+    if points is not UNSET and points != category.points and category.is_revealed:
+        raise errors.InvalidTransition(
+            "This category is revealed and its points are in every score: undo the winner first."
+        )
+    if order is not UNSET:
+        _require_free_order(category.ceremony_id, order, category_id=category.pk)
+    return _save_changes(category, name=name, order=order, points=points)
+
+
+@transaction.atomic
+def category_delete(*, category_id: int) -> None:
+    """With its nominations and picks; the pickers' counters and every
+    board of the ceremony follow."""
+    category = _locked_category(category_id)
+    games = _ballot_games_locked(
+        category.ceremony_id,
+        "Picks are locked in a game of this ceremony: its categories can no longer be deleted.",
+    )
+    _pick_counts_drop(Pick.objects.filter(category_id=category.pk))
+    # A winner protects its nominee; a ballot that may change has none
+    # unless the ceremony has no games.
+    Category.objects.filter(pk=category.pk).update(winner=None, revealed_at=None)
+    Category.objects.filter(pk=category.pk).delete()
+    _ballot_boards(games, category.ceremony_id)
+
+
+@transaction.atomic
+def nomination_create(
+    *,
+    category_id: int,
+    title: str,
+    subtitle: str = "",
+    image_url: str | None = None,
+    order: int = 0,
+) -> Nomination:
+    """A nominee more changes no pick, score or board: allowed at any time."""
+    category = _locked_category(category_id)
+    return Nomination.objects.create(
+        category=category, title=title, subtitle=subtitle, image_url=image_url, order=order
+    )
+
+
+@transaction.atomic
+def nomination_update(*, nomination_id: int, **fields: Any) -> Nomination:
+    """Title, subtitle, image URL or order: boards show a winner's title as
+    of their seq, pages as of their load, as for a category's name."""
+    nomination = Nomination.objects.select_for_update().filter(pk=nomination_id).first()
+    if nomination is None:
+        raise errors.NotFound("No nomination with that id.")
+    return _save_changes(nomination, **fields)
+
+
+@transaction.atomic
+def nomination_delete(*, nomination_id: int) -> None:
+    """With the picks of it; their players have one pick fewer and may pick again."""
+    category_id = (
+        Nomination.objects.filter(pk=nomination_id).values_list("category_id", flat=True).first()
+    )
+    if category_id is None:
+        raise errors.NotFound("No nomination with that id.")
+    category = _locked_category(category_id)
+    if category.winner_id == nomination_id:
+        raise errors.InvalidTransition("This nominee won its category: undo the winner first.")
+    _ballot_games_locked(
+        category.ceremony_id,
+        "Picks are locked in a game of this ceremony: its nominees can no longer be deleted.",
+    )
+    picks = Pick.objects.filter(nomination_id=nomination_id)
+    _pick_counts_drop(picks)
+    picks.delete()
+    Nomination.objects.filter(pk=nomination_id).delete()
 
 
 # --- games ----------------------------------------------------------------------
@@ -199,7 +370,7 @@ def game_lock(*, game_id: int, actor: User) -> Game:
 def _require_host(game: Game, actor: User) -> None:
     if game.host_id == actor.pk:
         return
-    if GameParticipant.objects.filter(game=game, user=actor).exists():
+    if game_is_participant(game_id=game.pk, user_id=actor.pk):
         raise errors.Forbidden("Only the host can do that.")
     raise errors.NotParticipant()
 
@@ -212,7 +383,7 @@ def game_join(*, user: User, access_code: str) -> Game:
     game_lock_if_due(game_id=game_id)
     with transaction.atomic():
         game = _locked_game(game_id)
-        if GameParticipant.objects.filter(game=game, user=user).exists():
+        if game_is_participant(game_id=game.pk, user_id=user.pk):
             return game  # joining again is a no-op that succeeds
         if game.status == GameStatus.COMPLETED:
             raise errors.GameNotJoinable("This game is over and cannot be joined.")
@@ -223,7 +394,7 @@ def game_join(*, user: User, access_code: str) -> Game:
             "participant:joined",
             userId=user.pk,
             name=user.public_name,
-            participantCount=_participant_count(game),
+            participantCount=game_participant_count(game_id=game.pk),
         )
         log.save()
     return game
@@ -252,7 +423,7 @@ def participant_remove(*, game_id: int, actor: User, user_id: int) -> None:
         "participant:left",
         userId=user_id,
         name=name,
-        participantCount=_participant_count(game),
+        participantCount=game_participant_count(game_id=game.pk),
     )
     _board_event(log, game)
     log.save()
@@ -268,7 +439,7 @@ def pick_submit(*, game_id: int, user: User, category_id: int, nomination_id: in
         # The game row lock serialises this pick with a reveal: a pick cannot
         # slip in after the reveal that locks the game commits.
         game = _locked_game(game_id)
-        if not GameParticipant.objects.filter(game=game, user=user).exists():
+        if not game_is_participant(game_id=game.pk, user_id=user.pk):
             raise errors.NotParticipant()
         category = Category.objects.filter(pk=category_id, ceremony_id=game.ceremony_id).first()
         if category is None:
@@ -303,8 +474,15 @@ def _locked_category(category_id: int) -> Category:
     ceremony_id = Category.objects.filter(pk=category_id).values_list("ceremony_id", flat=True)
     if not ceremony_id:
         raise errors.NotFound("No category with that id.")
-    Ceremony.objects.select_for_update().filter(pk=ceremony_id[0]).first()
+    _locked_ceremony(ceremony_id[0])
     return Category.objects.select_for_update().get(pk=category_id)
+
+
+def _locked_ceremony(ceremony_id: int) -> Ceremony:
+    ceremony = Ceremony.objects.select_for_update().filter(pk=ceremony_id).first()
+    if ceremony is None:
+        raise errors.NotFound("No ceremony with that id.")
+    return ceremony
 
 
 @dataclass(slots=True)
@@ -401,12 +579,7 @@ def category_reveal(*, category_id: int, nomination_id: int) -> tuple[Category, 
     all_revealed = not Category.objects.filter(
         ceremony_id=category.ceremony_id, winner__isnull=True
     ).exists()
-    last_revealed = {
-        "categoryId": category.pk,
-        "categoryName": category.name,
-        "nominationId": nomination.pk,
-        "title": nomination.title,
-    }
+    last_revealed = last_revealed_json(category=category, winner=nomination)
     statuses = (*PICKABLE_STATUSES, GameStatus.LIVE)
     games = _ceremony_games_locked(category.ceremony_id, statuses)
     _scores_adjust(category=category, winner_id=nomination.pk, sign=1)

@@ -17,7 +17,7 @@ from django.db.models import Count, Q
 
 from games.models import Category, Game, GameParticipant
 from games.scoring import PlayerScore, RankedPlayer, rank_players
-from games.selectors import ceremony_last_revealed
+from games.selectors import ceremony_last_revealed, game_participant_count
 from games.sql import id_set
 
 
@@ -121,7 +121,7 @@ def game_board(*, game_id: int) -> Board:
         game = Game.objects.get(pk=game_id)
         standings = game_standings(game=game)
         last_revealed = ceremony_last_revealed(ceremony_id=game.ceremony_id)
-        participant_count = GameParticipant.objects.filter(game_id=game_id).count()
+        participant_count = game_participant_count(game_id=game_id)
         if Game.objects.filter(pk=game_id, seq=game.seq).exists():
             break
     frame = leaderboard_frame(

@@ -27,7 +27,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import Error as DjangoDatabaseError
 from redis.exceptions import RedisError
 
-from accounts.tickets import TicketClaim, ticket_claim
+from accounts.models import User
+from accounts.tickets import TicketClaim, ticket_claim, ticket_consume, ticket_release
+from leaderboard.db_threads import on_db_threads
 
 # scope key: why the session's user could not be read (the database or Redis
 # was unreachable). The consumer answers SERVICE_UNAVAILABLE and 1013.
@@ -42,6 +44,30 @@ def scope_ticket(scope: dict[str, Any]) -> TicketClaim | None:
         return None
     tickets = params.get("ticket")
     return ticket_claim(tickets[0]) if tickets else None
+
+
+@on_db_threads
+def active_user(user_id: int, auth_at: float, ticket: TicketClaim | None) -> tuple[int, str] | str:
+    """(id, name) of the user, or why the socket is refused: "TICKET_USED",
+    "USER_NOT_FOUND" or "SIGNED_OUT".
+
+    The ticket, if the socket came with one, is used up first, in the same
+    trip off the event loop as the user's query: a replayed ticket is refused
+    without touching the database. Raises what the cache or the database
+    raises when it cannot be reached."""
+    if ticket is not None and not ticket_consume(ticket):
+        return "TICKET_USED"
+    try:
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+    except DjangoDatabaseError:
+        if ticket is not None:
+            ticket_release(ticket)  # refused for the outage: the client may retry with it
+        raise
+    if user is None:
+        return "USER_NOT_FOUND"
+    if user.signed_out_at is not None and user.signed_out_at.timestamp() >= auth_at:
+        return "SIGNED_OUT"
+    return user.pk, user.public_name
 
 
 class _SessionAuth(AuthMiddleware):

@@ -1,4 +1,5 @@
-"""The only module that talks to the channel layer.
+"""What this project sends on the channel layer, and to which group; the
+receiving side is the hub's (leaderboard.fanout).
 
 Group messages are per ceremony, not per game: many parties share one
 ceremony, and one reveal appends an event to every one of them. After commit

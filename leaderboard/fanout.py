@@ -17,9 +17,15 @@ Redis that restarted without the hub noticing, or a process that died
 between its commit and its send. Group memberships are renewed on the same
 beat, since a Redis restart empties them.
 
-The consumer still owns its socket's lifecycle: it checks the participant
-before `follow_game`, filters events by seq, and closes itself. The hub only
-routes. See docs/fanout.md.
+The hub hands a message to a socket's handler named from the message's type
+as Channels names consumer handlers (`get_handler_name`: `game.event` →
+`game_event`), resolved once per message rather than once per socket.
+
+The socket still owns its lifecycle: its join (leaderboard.joining) checks
+the participant before `follow_game`, it filters events by seq, and closes
+itself. The hub only routes. Together with leaderboard.events (which sends),
+this is the code that talks to the channel layer: the hub joins groups and
+receives. See docs/fanout.md.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from channels.consumer import get_handler_name
 from channels.layers import get_channel_layer
 
 from leaderboard import events, recovery
@@ -45,17 +52,23 @@ RECONNECT_FIRST_DELAY = 0.2
 
 
 class Follower(Protocol):
-    """What the hub needs from a socket (the consumer)."""
+    """What the hub (and the per-process jobs) need from a socket (the consumer)."""
 
     socket_id: str
+    user_id: int | None
     # game id → the last seq this socket was sent (absent while it joins)
     games: dict[int, int]
     # POSIX time its user was authenticated: a sign-out at or after it closes it
     auth_at: float
 
-    async def game_message(self, message: dict[str, Any]) -> None: ...
+    # Handlers of the hub's messages, by Channels' naming of their types.
+    async def game_event(self, message: dict[str, Any]) -> None: ...
 
-    async def user_message(self, message: dict[str, Any]) -> None: ...
+    async def game_broadcast(self, message: dict[str, Any]) -> None: ...
+
+    async def user_signed_out(self, message: dict[str, Any]) -> None: ...
+
+    async def restart_notice(self) -> None: ...
 
 
 class Hub:
@@ -254,7 +267,6 @@ class Hub:
             for game_id, text in message["frames"]:
                 await self._hand_out(
                     self.games.get(game_id, ()),
-                    "game_message",
                     {"type": "game.broadcast", "game_id": game_id, "text": text},
                 )
             return
@@ -264,9 +276,9 @@ class Hub:
             return
         # Per-user messages carry user_id; everything else is a game's.
         if "user_id" in message:
-            await self._hand_out(self.users.get(message["user_id"], ()), "user_message", message)
+            await self._hand_out(self.users.get(message["user_id"], ()), message)
         else:
-            await self._hand_out(self.games.get(message["game_id"], ()), "game_message", message)
+            await self._hand_out(self.games.get(message["game_id"], ()), message)
 
     async def _deliver_event(
         self, game_id: int, seq: int, text: str, removed: int | None, *, resync: bool = False
@@ -283,9 +295,10 @@ class Hub:
         }
         if resync:
             message["resync"] = True
-        return await self._hand_out(self.games.get(game_id, ()), "game_message", message)
+        return await self._hand_out(self.games.get(game_id, ()), message)
 
-    async def _hand_out(self, targets: Any, handler: str, message: dict[str, Any]) -> int:
+    async def _hand_out(self, targets: Any, message: dict[str, Any]) -> int:
+        handler = get_handler_name(message)
         # A snapshot of the set: a socket may leave while we write to others.
         targets = list(targets)
         for count, follower in enumerate(targets, 1):
@@ -370,7 +383,7 @@ class Hub:
         for user_id, at in signed_out.items():
             for follower in list(self.users.get(user_id, ())):
                 if follower.auth_at <= at:
-                    await follower.user_message({"type": "user.signed_out", "user_id": user_id})
+                    await follower.user_signed_out({"type": "user.signed_out", "user_id": user_id})
 
 
 async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:
@@ -406,8 +419,8 @@ async def close_hub() -> None:
         await hub.close()
 
 
-# Callbacks run for every new hub (the consumer registers presence refresh and
-# the restart notice here), so this module needs no import of the consumer.
+# Callbacks run for every new hub (leaderboard.process_jobs registers presence
+# refresh and the restart notice here), so this module imports no job.
 _on_new_hub: list[Callable[[Hub], None]] = []
 
 

@@ -78,11 +78,11 @@ def _cache_clear() -> None:
 @pytest.fixture(autouse=True)
 def _clear_process_caches(monkeypatch):
     # Per-process caches keyed by ids: every test's database reuses the ids.
-    from leaderboard import events, history, online, top
+    from leaderboard import events, player_names, snapshots, top
 
-    monkeypatch.setattr(history, "_boards", {})
+    monkeypatch.setattr(snapshots, "_boards", {})
     monkeypatch.setattr(events, "game_ceremonies", {})
-    monkeypatch.setattr(online, "_names", {})
+    monkeypatch.setattr(player_names, "_names", {})
     top.top_text.cache_clear()
 
 

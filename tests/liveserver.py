@@ -51,8 +51,9 @@ def server_command(kind: str, port: int) -> list[str]:
             *("--lifespan", "off", "--no-access-log", "config.asgi:application"),
         ]
     return [
+        # daphne's command line with Envelope's server classes (server/).
         "-m",
-        "daphne",
+        "server",
         # Twisted listens with a backlog of 50 by default: a burst of
         # connects overflows it and handshakes stall in SYN retries.
         "-e",

@@ -83,15 +83,21 @@
     return "/?next=" + encodeURIComponent(path).replace(/%2F/g, "/");
   }
 
+  // The statuses' labels and which of them take picks come from the server
+  // (games.models, through templates/base.html), so the chip a page renders
+  // and the one the socket updates say the same words.
+  const statuses = (() => {
+    const node = document.getElementById("game-statuses");
+    return node ? JSON.parse(node.textContent) : { labels: {}, pickable: [] };
+  })();
+
+  function picksOpen(status) {
+    return statuses.pickable.includes(status);
+  }
+
   function setStatusChip(node, status) {
     if (!node) return;
-    const labels = {
-      SETUP: "Setup",
-      OPEN: "Picks open",
-      LIVE: "Picks locked",
-      COMPLETED: "Final results",
-    };
-    node.textContent = labels[status] || status;
+    node.textContent = statuses.labels[status] || status;
     node.className = "status status-" + String(status).toLowerCase();
   }
 
@@ -121,6 +127,7 @@
     el,
     hue,
     signInUrl,
+    picksOpen,
     setStatusChip,
     setConnection,
   };

@@ -42,7 +42,7 @@
 
   // Picks while they are open; once locked, a late joiner watches the board.
   function gameUrl(game) {
-    const open = game.status === "OPEN" || game.status === "SETUP";
+    const open = env.picksOpen(game.status);
     return "/games/" + game.id + (open ? "/picks" : "/live");
   }
 

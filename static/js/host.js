@@ -34,7 +34,7 @@
 
   function renderStatus() {
     env.setStatusChip(nodes.status, status);
-    if (nodes.lock) nodes.lock.hidden = !(status === "OPEN" || status === "SETUP");
+    if (nodes.lock) nodes.lock.hidden = !env.picksOpen(status);
   }
 
   function renderPills() {
@@ -158,7 +158,7 @@
         nominationId: nomination.id,
       });
       replaceCategory(updated);
-      if (status === "OPEN" || status === "SETUP") status = "LIVE";
+      if (env.picksOpen(status)) status = "LIVE";
     });
   }
 
@@ -220,7 +220,7 @@
   socket.follow(game.id, game.seq);
   // Picks are not game events: while picks are open, poll the counts gently.
   setInterval(() => {
-    if (status === "OPEN" || status === "SETUP") refreshSoon();
+    if (env.picksOpen(status)) refreshSoon();
   }, 15000);
   render();
 })();

@@ -33,7 +33,7 @@
   }
 
   function readOnly() {
-    return !(status === "OPEN" || status === "SETUP") || lockPassed();
+    return !env.picksOpen(status) || lockPassed();
   }
 
   function setSaveState(state, text) {

@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from games import errors, services
-from games.models import Category, Game, GameEvent, GameStatus, Nomination
+from games.models import Category, Ceremony, Game, GameEvent, GameStatus, Nomination
 from leaderboard.events import ceremony_group
 from tests.factories import (
     GameFactory,
@@ -349,11 +349,10 @@ def test_order_taken_by_another_category_is_a_form_error(staff_client, party):
     assert sorted(party.ceremony.categories.values_list("order", flat=True)) == [2, 3]
 
 
-def test_ceremony_page_edits_category_names(staff_client, party):
-    ceremony = party.ceremony
-    categories = list(ceremony.categories.order_by("order"))
+def ceremony_form(ceremony: Ceremony, categories: list[Category], **changes) -> dict:
+    """The POST of the ceremony change page, categories inline included."""
     data = {
-        "name": "Renamed Awards",
+        "name": ceremony.name,
         "date": ceremony.date.isoformat(),
         "categories-TOTAL_FORMS": len(categories),
         "categories-INITIAL_FORMS": len(categories),
@@ -365,6 +364,19 @@ def test_ceremony_page_edits_category_names(staff_client, party):
             {
                 f"categories-{index}-id": category.pk,
                 f"categories-{index}-ceremony": ceremony.pk,
+                f"categories-{index}-name": category.name,
+            }
+        )
+    return data | changes
+
+
+def test_ceremony_page_edits_category_names(staff_client, party):
+    ceremony = party.ceremony
+    categories = list(ceremony.categories.order_by("order"))
+    data = ceremony_form(ceremony, categories, name="Renamed Awards")
+    for index, category in enumerate(categories):
+        data.update(
+            {
                 f"categories-{index}-name": category.name.upper(),
                 f"categories-{index}-points": 4,  # read-only here
                 # Read-only in the inline: posting it changes nothing.
@@ -389,3 +401,237 @@ def test_points_of_a_revealed_category_are_read_only(staff_client, party):
     assert response.status_code == 302
     category.refresh_from_db()
     assert (category.name, category.points) == ("Renamed", 5)
+
+
+# --- no side doors: every admin write goes through a service ----------------------
+
+NO_NOMINATIONS = {
+    "nominations-TOTAL_FORMS": 0,
+    "nominations-INITIAL_FORMS": 0,
+    "nominations-MIN_NUM_FORMS": 0,
+    "nominations-MAX_NUM_FORMS": 1000,
+}
+
+
+def delete_url(obj) -> str:
+    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_delete", args=[obj.pk])
+
+
+def counters(game: Game) -> list[tuple[int, int]]:
+    """(user id, pick count) of each player, in join order."""
+    return list(game.participants.values_list("user_id", "pick_count"))
+
+
+def lock(game: Game) -> None:
+    services.game_update(game_id=game.pk, actor=game.host, status=GameStatus.LIVE)
+
+
+def spy_on_services(monkeypatch, *names: str) -> list[str]:
+    """The names of these services, in the order the admin calls them."""
+    calls: list[str] = []
+
+    def spy(service_name: str):
+        write = getattr(services, service_name)
+
+        def call(**kwargs):
+            calls.append(service_name)
+            return write(**kwargs)
+
+        return call
+
+    for service_name in names:
+        monkeypatch.setattr(services, service_name, spy(service_name))
+    return calls
+
+
+def add_category(staff_client, game: Game, order: int = 3):
+    return staff_client.post(
+        reverse("admin:games_category_add"),
+        {"ceremony": game.ceremony_id, "name": "Best Sound", "order": order, "points": 2}
+        | NO_NOMINATIONS,
+    )
+
+
+def test_adding_a_category_goes_through_the_service(
+    staff_client, party, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = add_category(staff_client, party)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert party.ceremony.categories.filter(name="Best Sound", order=3, points=2).exists()
+    # Both players had picked everything; with a third category nobody has.
+    board = GameEvent.objects.get(game=party, type="leaderboard:update")
+    assert (board.seq, board.payload["categoryCount"], board.payload["incompleteCount"]) == (
+        1,
+        3,
+        2,
+    )
+    assert board.payload["players"] == []
+
+
+def test_adding_a_category_once_picks_are_locked_is_refused(staff_client, party):
+    lock(party)
+    events = GameEvent.objects.count()
+    response = add_category(staff_client, party)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["ceremony"] == [services.CATEGORY_ADD_REFUSED]
+    assert party.ceremony.categories.count() == 2
+    assert GameEvent.objects.count() == events
+
+
+def test_the_category_service_refuses_once_picks_are_locked(party):
+    """The form's check is for the message; the service decides under lock."""
+    lock(party)
+    with pytest.raises(errors.PicksLocked):
+        services.category_create(ceremony_id=party.ceremony_id, name="Late", order=3)
+    first = party.ceremony.categories.get(order=1)
+    with pytest.raises(errors.PicksLocked):
+        services.category_delete(category_id=first.pk)
+    with pytest.raises(errors.PicksLocked):
+        services.nomination_delete(nomination_id=first.nominations.first().pk)
+
+
+def test_deleting_a_nomination_inline_takes_back_its_picks(staff_client, party):
+    category = party.ceremony.categories.get(order=1)
+    host_choice = category.nominations.all()[0]  # pick_all(choose=0)
+    data = category_form(category, None, **{"nominations-0-DELETE": "on"})
+    response = staff_client.post(change_url(category), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert not Nomination.objects.filter(pk=host_choice.pk).exists()
+    player = party.participants.exclude(user=party.host).get()
+    # The host's pick went with the nominee: one pick fewer, picks still open.
+    assert counters(party) == [(party.host_id, 1), (player.user_id, 2)]
+    services.pick_submit(
+        game_id=party.pk,
+        user=party.host,
+        category_id=category.pk,
+        nomination_id=category.nominations.first().pk,
+    )
+    assert counters(party) == [(party.host_id, 2), (player.user_id, 2)]
+
+
+def test_deleting_a_nomination_inline_once_picks_are_locked_is_refused(staff_client, party):
+    lock(party)
+    category = party.ceremony.categories.get(order=1)
+    data = category_form(category, None, **{"nominations-0-DELETE": "on"})
+    response = staff_client.post(change_url(category), data, follow=True)
+    assert response.status_code == 200
+    assert "PICKS_LOCKED: Picks are locked in a game of this ceremony" in response.content.decode()
+    assert category.nominations.count() == 3
+    assert [count for _, count in counters(party)] == [2, 2]
+
+
+def test_deleting_a_winning_nomination_is_refused(party):
+    category = party.ceremony.categories.get(order=1)
+    winner = category.nominations.first()
+    services.category_reveal(category_id=category.pk, nomination_id=winner.pk)
+    with pytest.raises(errors.InvalidTransition, match="undo the winner first"):
+        services.nomination_delete(nomination_id=winner.pk)
+
+
+def test_nominations_are_added_and_edited_inline_through_the_services(
+    staff_client, party, monkeypatch
+):
+    category = party.ceremony.categories.get(order=1)
+    calls = spy_on_services(monkeypatch, "nomination_create", "nomination_update")
+    data = category_form(category, None)
+    data.update(
+        {
+            "nominations-1-title": "Renamed",
+            "nominations-TOTAL_FORMS": 4,
+            "nominations-3-order": 4,
+            "nominations-3-title": "Added",
+            "nominations-3-subtitle": "",
+            "nominations-3-image_url": "",
+        }
+    )
+    response = staff_client.post(change_url(category), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert calls == ["nomination_update", "nomination_create"]
+    assert list(category.nominations.values_list("order", "title"))[1:] == [
+        (2, "Renamed"),
+        (3, category.nominations.get(order=3).title),
+        (4, "Added"),
+    ]
+
+
+def test_deleting_a_category_takes_back_its_picks_and_updates_the_boards(
+    staff_client, party, django_capture_on_commit_callbacks
+):
+    category = party.ceremony.categories.get(order=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(delete_url(category), {"post": "yes"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert not Category.objects.filter(pk=category.pk).exists()
+    assert [count for _, count in counters(party)] == [1, 1]
+    board = GameEvent.objects.get(game=party, type="leaderboard:update")
+    assert (board.payload["categoryCount"], len(board.payload["players"])) == (1, 2)
+
+
+def test_deleting_a_category_once_picks_are_locked_is_refused(staff_client, party):
+    lock(party)
+    category = party.ceremony.categories.get(order=1)
+    response = staff_client.post(delete_url(category), {"post": "yes"}, follow=True)
+    assert response.redirect_chain[-1][0] == change_url(category)
+    assert "PICKS_LOCKED: Picks are locked in a game of this ceremony" in response.content.decode()
+    assert Category.objects.filter(pk=category.pk).exists()
+    assert [count for _, count in counters(party)] == [2, 2]
+
+
+def test_deleting_a_category_inline_goes_through_the_service(staff_client, party):
+    ceremony = party.ceremony
+    categories = list(ceremony.categories.order_by("order"))
+    data = ceremony_form(ceremony, categories, **{"categories-1-DELETE": "on"})
+    lock(party)
+    response = staff_client.post(change_url(ceremony), data, follow=True)
+    assert "PICKS_LOCKED" in response.content.decode()
+    assert ceremony.categories.count() == 2
+    party.status = GameStatus.OPEN  # as if picks were still open
+    party.save(update_fields=["status"])
+    response = staff_client.post(change_url(ceremony), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert list(ceremony.categories.all()) == categories[:1]
+    assert [count for _, count in counters(party)] == [1, 1]
+
+
+def test_bulk_delete_is_not_offered(staff_client, party):
+    """Django's bulk delete counts as deleted the rows a service refused."""
+    for name in ("ceremony", "category", "game"):
+        response = staff_client.get(reverse(f"admin:games_{name}_changelist"))
+        form = response.context["action_form"]
+        actions = [action for action, _ in form.fields["action"].choices] if form else []
+        assert "delete_selected" not in actions, name
+
+
+def test_games_are_not_deleted_in_the_admin(staff_client, party):
+    """A game always has players, whose rows the admin never deletes."""
+    response = staff_client.post(delete_url(party), {"post": "yes"})
+    assert response.status_code == 403
+    assert Game.objects.filter(pk=party.pk).exists()
+
+
+def test_ceremonies_are_written_through_the_services(staff_client, party, monkeypatch):
+    calls = spy_on_services(monkeypatch, "ceremony_create", "ceremony_update", "ceremony_delete")
+    empty = {
+        "categories-TOTAL_FORMS": 0,
+        "categories-INITIAL_FORMS": 0,
+        "categories-MIN_NUM_FORMS": 0,
+        "categories-MAX_NUM_FORMS": 1000,
+    }
+    response = staff_client.post(
+        reverse("admin:games_ceremony_add"), {"name": "Globes", "date": "2026-01-11"} | empty
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    globes = Ceremony.objects.get(name="Globes")
+    response = staff_client.post(
+        change_url(globes), {"name": "Golden Globes", "date": "2026-01-11"} | empty
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    response = staff_client.post(delete_url(globes), {"post": "yes"})
+    assert response.status_code == 302
+    assert calls == ["ceremony_create", "ceremony_update", "ceremony_delete"]
+    assert not Ceremony.objects.filter(pk=globes.pk).exists()
+    # A ceremony with games cannot go: Django shows what protects it, and the
+    # service refuses as well.
+    with pytest.raises(errors.InvalidTransition):
+        services.ceremony_delete(ceremony_id=party.ceremony_id)

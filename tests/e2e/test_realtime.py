@@ -241,7 +241,7 @@ async def test_300_sockets_at_once_then_one_reveal_reaches_all(stack):
 
 async def test_real_daphne_sends_the_contracts_close_codes_and_refuses_foreign_origins(stack):
     """Over a real daphne: an oversized frame closes with 1009 (autobahn's
-    own sendClose refuses that code: config/daphne_close_codes.py), a binary
+    own sendClose refuses that code: server/close_codes.py), a binary
     frame is INVALID_MESSAGE, and a foreign Origin gets HTTP 403."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus

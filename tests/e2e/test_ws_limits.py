@@ -3,7 +3,7 @@
 - Any message over 4 KiB closes the socket with a close frame 1009, whatever
   its size: 5 KiB, 2 MiB (refused from its header alone, before its payload
   arrives), or 10 KiB in 1 KiB fragments; under `daphne` and under
-  `manage.py runserver` (config/daphne_close_codes.py). Before, a message over
+  `manage.py runserver` (server/close_codes.py). Before, a message over
   daphne's 1 MiB ended in a TCP drop: the client saw 1006.
 - A ticket opens one socket, across processes: used on one, refused on the other.
 - A lone surrogate (`"\\ud800"`, valid JSON) gets its answer and the socket

@@ -9,7 +9,7 @@ import pytest
 
 from games import services
 from games.models import GameStatus
-from leaderboard import history
+from leaderboard import snapshots
 from tests.factories import GameFactory, make_ceremony, pick_all
 
 pytestmark = pytest.mark.django_db
@@ -17,13 +17,15 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _empty_cache(monkeypatch):
-    monkeypatch.setattr(history, "_boards", {})
+    monkeypatch.setattr(snapshots, "_boards", {})
 
 
 def test_snapshot_text_is_the_whole_joined_frame_with_ref():
     game = GameFactory(ceremony=make_ceremony(categories=2))
     pick_all(game, game.host)
-    snapshot = history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[game.host_id])
+    snapshot = snapshots.join_snapshot(
+        game_id=game.pk, last_seq=None, online_user_ids=[game.host_id]
+    )
     frame = json.loads(snapshot.text("r1"))
     assert frame["ref"] == "r1" and frame["type"] == "joined" and frame["recovered"] is False
     assert frame["leaderboard"]["type"] == "leaderboard:update"
@@ -37,15 +39,15 @@ def test_live_game_standings_are_computed_once_per_seq():
     game = GameFactory(ceremony=make_ceremony(categories=2))
     pick_all(game, game.host)
     services.game_lock(game_id=game.pk, actor=game.host)
-    with mock.patch.object(history, "game_board", wraps=history.game_board) as computed:
+    with mock.patch.object(snapshots, "game_board", wraps=snapshots.game_board) as computed:
         for _ in range(3):
-            history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
+            snapshots.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
         assert computed.call_count == 1
         category = game.ceremony.categories.first()
         services.category_reveal(
             category_id=category.pk, nomination_id=category.nominations.first().pk
         )
-        snapshot = history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
+        snapshot = snapshots.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
         assert computed.call_count == 2
     board = json.loads(snapshot.leaderboard_text)
     assert board["revealedCount"] == 1 and board["players"][0]["totalScore"] == 1
@@ -57,12 +59,12 @@ def test_open_game_board_is_recomputed_after_a_short_while(monkeypatch):
     game = GameFactory(ceremony=make_ceremony(categories=1))
     assert game.status == GameStatus.OPEN
     now = [100.0]
-    monkeypatch.setattr(history, "clock", lambda: now[0])
-    first = history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
+    monkeypatch.setattr(snapshots, "clock", lambda: now[0])
+    first = snapshots.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
     pick_all(game, game.host)
     now[0] = 101.5
-    cached = history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
+    cached = snapshots.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
     assert cached.leaderboard_text == first.leaderboard_text
     now[0] = 102.5
-    later = history.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
+    later = snapshots.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=[])
     assert json.loads(later.leaderboard_text)["players"][0]["userId"] == game.host_id

@@ -99,12 +99,32 @@ async def test_redis_presence_refreshes_a_process_sockets_in_batches(redis_url, 
         for game_id in games:
             await store.join(game_id=game_id, user_id=socket.user_id, channel=socket.channel)
     await store.join(game_id=games[0], user_id=9, channel="not-refreshed")
+    client = store._client()
+    pipeline = client.pipeline
+    executed: list[int] = []  # commands per pipeline sent
+
+    def counted_pipeline(*args, **kwargs):
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        async def counted_execute(*exec_args, **exec_kwargs):
+            executed.append(len(pipe))
+            return await execute(*exec_args, **exec_kwargs)
+
+        pipe.execute = counted_execute
+        return pipe
+
+    monkeypatch.setattr(client, "pipeline", counted_pipeline)
     now[0] += TTL_SECONDS - 1
     await store.refresh(sockets)
+    # 4 commands per (socket, game): batches of 2, 2 and 1 socket(s) of 2 games.
+    assert executed == [16, 16, 8]
+    executed.clear()
+    await store.refresh([])  # nothing to refresh: no round trip at all
+    assert executed == []
     now[0] += 2  # the joins' expiry passed; the refreshed entries live on
     for game_id in games:
         assert await store.online(game_id=game_id) == [1, 2, 3, 4, 5]
-    await store.refresh([])  # nothing to refresh is fine
 
 
 async def test_the_hub_refreshes_every_following_socket_in_one_call(hello, party, monkeypatch):
@@ -201,21 +221,25 @@ async def test_a_user_who_leaves_and_returns_within_a_window_is_still_announced(
 ):
     """A page navigation (leave, then join again) inside one window must still
     reach a socket that joined in between and never saw that user."""
-    monkeypatch.setattr(presence, "diffs", presence.DiffBatcher(window=0.4))
+    monkeypatch.setattr(presence, "diffs", presence.DiffBatcher(window=1.0))
     old_tab = await hello(party.player)
     await old_tab.join(party.game.pk)
-    await old_tab.recv_until("presence:diff")
+    await old_tab.recv_until("presence:diff")  # that window is over
     await old_tab.send({"type": "leave", "gameId": party.game.pk})
+    assert (await old_tab.recv())["type"] == "left"  # the window of the leave opens
     host = await hello(party.host)
     joined = await host.join(party.game.pk)
+    assert [user["userId"] for user in joined["online"]] == [party.host.pk]  # player gone
     new_tab = await hello(party.player)
     await new_tab.join(party.game.pk)
-    seen = {user["userId"] for user in joined["online"]}
-    while party.player.pk not in seen:
-        diff = (await host.recv_until("presence:diff", wait=3))[-1]
-        seen |= {user["userId"] for user in diff["joins"]}
-        seen -= {user["userId"] for user in diff["leaves"]}
-    assert party.player.pk in seen
+    # One diff for the window: the player left and came back, and is announced
+    # (a net of the window's changes would leave them out).
+    diff = (await host.recv_until("presence:diff", wait=3))[-1]
+    assert sorted(user["userId"] for user in diff["joins"]) == sorted(
+        [party.host.pk, party.player.pk]
+    )
+    assert diff["leaves"] == [] and diff["onlineCount"] == 2
+    assert await host.nothing(0.5)
 
 
 def test_reaction_ids_are_short_and_unique():

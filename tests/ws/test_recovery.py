@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from accounts.models import User
 from accounts.tickets import ticket_issue
 from games.services import category_reveal, participant_remove
-from leaderboard import consumers, events
+from leaderboard import events, joining
 from tests.ws.conftest import group_members
 from tests.ws.test_delivery import categories, drain_presence, joined_socket
 
@@ -223,7 +223,7 @@ async def test_a_join_while_a_service_is_away_is_refused_and_the_socket_stays_op
     hello, party, failure
 ):
     socket = await hello(party.player)
-    with mock.patch.object(consumers, "_snapshot", side_effect=failure):
+    with mock.patch.object(joining, "_snapshot", side_effect=failure):
         reply = await socket.join(party.game.pk, ref="j")
     assert (reply["type"], reply["code"], reply["ref"], reply["gameId"]) == (
         "leaderboard:error",

@@ -1,4 +1,4 @@
-"""The `online` list of a `joined` frame, from a per-process cache of names.
+"""Players' names, cached per process: the `online` list of a `joined` frame.
 
 Every `joined` frame lists who is online: in a burst of 2,000 joins, asking
 the database for up to 2,000 names per join took a quarter of the server's

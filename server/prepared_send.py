@@ -1,31 +1,33 @@
-"""An ASGI extension under daphne: send one pre-framed text to many sockets.
+"""An ASGI extension under our server: send one pre-framed text to many sockets.
 
 A reveal sends the same text to thousands of local sockets. Through ASGI each
 write is a `websocket.send` that passes Channels' send, daphne's reply
-coroutine, a UTF-8 encode and autobahn's framing: about 36 µs per socket,
-70 ms of one process's loop for 2,000 sockets, before the first byte leaves.
-autobahn's own broadcast tool, `PreparedMessage`, frames a payload once, and
-`write_now` hands those bytes to each connection's socket at once.
+coroutine, a UTF-8 encode and autobahn's framing, once per socket, before the
+first byte leaves (bench/README.md, "The server seam's figures"). autobahn's
+own broadcast tool, `PreparedMessage`, frames a payload once, and `write_now`
+hands those bytes to each connection's socket at once.
 
-`install()` makes daphne put `scope["extensions"][EXTENSION]` on every
-WebSocket scope: a `PreparedSend` bound to that connection. The consumer
-still decides what to send and when (leaderboard.consumers); this is only a
-faster write, used for texts shared by many sockets. Without daphne (tests,
-other servers) the extension is absent and the consumer uses `send()`.
+Our `Server` (server/daphne_server.py) puts
+`scope["extensions"][server.extension.EXTENSION]` on every WebSocket scope: a
+`PreparedSend` bound to that connection. The consumer still decides what to
+send and when (leaderboard.consumers); this is only a faster write, used for
+texts shared by many sockets. Without our server (tests, other servers) the
+extension is absent and the consumer uses `send()`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from autobahn.websocket.protocol import PreparedMessage
+
 # Importing it installs no reactor (daphne installs its own at start).
 from twisted.internet.tcp import Server as TCPServer
 
-EXTENSION = "envelope.prepared_send"
-
 
 class PreparedSend:
-    """Writes prepared messages to one daphne connection."""
+    """Writes prepared messages to one daphne connection (the extension's
+    contract: server.extension.PreparedSend)."""
 
     __slots__ = ("_protocol",)
 
@@ -33,14 +35,12 @@ class PreparedSend:
         self._protocol = protocol
 
     @staticmethod
-    def prepare(text: str) -> Any:
+    def prepare(text: str) -> PreparedMessage:
         """Frame `text` once (a server frame is unmasked: the same bytes fit
         every connection)."""
-        from autobahn.websocket.protocol import PreparedMessage
-
         return PreparedMessage(text.encode("utf-8"), False, False, False)
 
-    def send(self, prepared: Any) -> bool:
+    def send(self, prepared: PreparedMessage) -> bool:
         """Write it if the connection is open; False if it is not (closing or
         closed: the application's disconnect is on its way)."""
         protocol = self._protocol
@@ -62,9 +62,9 @@ def write_now(transport: Any, data: bytes) -> None:
     Twisted's `write()` only buffers: it registers the socket for writing
     (an epoll_ctl), the bytes leave on a later turn of the loop, and the
     socket is unregistered (another epoll_ctl). For a reveal to 2,000 sockets
-    that was most of the time the hub spent after framing (bench/fanout.py:
-    p99 0.27-0.29 s before, 0.15-0.17 s after). TLS or any other transport:
-    Twisted's `write()`, unchanged.
+    that was most of the time the hub spent after framing (bench/fanout.py;
+    bench/README.md, "The server seam's figures"). TLS or any other
+    transport: Twisted's `write()`, unchanged.
     """
     if (
         type(transport) is TCPServer
@@ -84,23 +84,3 @@ def write_now(transport: Any, data: bytes) -> None:
             return
         data = data[sent:]
     transport.write(data)
-
-
-def install() -> None:
-    try:
-        from daphne.server import Server
-    except ImportError:  # pragma: no cover - daphne is a dependency
-        return
-    if getattr(Server, "envelope_prepared_send", False):
-        return
-    original = Server.create_application
-
-    def create_application(self: Server, protocol: Any, scope: dict[str, Any]) -> Any:
-        if scope.get("type") == "websocket":
-            extensions = dict(scope.get("extensions") or {})
-            extensions[EXTENSION] = PreparedSend(protocol)
-            scope["extensions"] = extensions
-        return original(self, protocol, scope)
-
-    Server.create_application = create_application
-    Server.envelope_prepared_send = True

@@ -8,14 +8,14 @@ import pytest
 
 from accounts.models import User
 from games import services
-from leaderboard import online
+from leaderboard import player_names
 from tests.factories import GameFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def _listed(game, user_ids):
-    return json.loads(online.online_text(game_id=game.pk, user_ids=user_ids))
+    return json.loads(player_names.online_text(game_id=game.pk, user_ids=user_ids))
 
 
 def test_lists_players_in_the_given_order_with_their_public_names():
@@ -57,11 +57,11 @@ def test_non_players_are_left_out():
 def test_a_renamed_player_shows_the_new_name_once_the_cache_expires(monkeypatch):
     game = GameFactory()
     now = [1000.0]
-    monkeypatch.setattr(online, "clock", lambda: now[0])
+    monkeypatch.setattr(player_names, "clock", lambda: now[0])
     _listed(game, [game.host_id])
     User.objects.filter(pk=game.host_id).update(display_name="Renamed")
     assert _listed(game, [game.host_id])[0]["name"] != "Renamed"
-    now[0] += online.NAMES_SECONDS
+    now[0] += player_names.NAMES_SECONDS
     assert _listed(game, [game.host_id])[0]["name"] == "Renamed"
 
 

@@ -1,5 +1,7 @@
-"""A game's history as a socket needs it: the `joined` snapshot and the
-stored events that follow a client's `lastSeq`."""
+"""What a `join` is answered with: the `joined` snapshot (the game at its
+current seq, its board rendered by games.standings.game_board and shared by
+every socket joining at that seq) and the stored events that follow a
+client's `lastSeq`, to replay after it."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from games.formatting import iso_utc
-from games.models import Game, GameEvent, GameStatus
+from games.models import PICKABLE_STATUSES, Game, GameEvent
 from games.standings import game_board
-from leaderboard.online import online_text
+from leaderboard.player_names import online_text
 from leaderboard.protocol import encode
 from leaderboard.top import top_text
 
@@ -82,7 +84,7 @@ def _board(game: Game) -> tuple[Game, _Board]:
     if (
         cached is not None
         and (cached.seq, cached.created_at) == (game.seq, game.created_at)
-        and (game.status != GameStatus.OPEN or clock() - cached.made_at < OPEN_BOARD_SECONDS)
+        and (game.status not in PICKABLE_STATUSES or clock() - cached.made_at < OPEN_BOARD_SECONDS)
     ):
         return game, cached
     board = game_board(game_id=game.pk)
