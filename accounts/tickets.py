@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 
 SALT = "envelope.ws-ticket"
@@ -70,6 +71,26 @@ def ticket_consume(claim: TicketClaim) -> bool:
     # would look like the first.
     timeout = max(settings.ENVELOPE_WS_TICKET_MAX_AGE, 1)
     return cache.add(_key(claim), claim.user_id, timeout=timeout)
+
+
+def tickets_consume(claims: list[TicketClaim]) -> list[bool]:
+    """`ticket_consume` of many tickets, with one cache round trip on Redis:
+    a burst of connects uses its tickets up in one pipeline of SET NX
+    instead of one round trip each. Raises as `ticket_consume` does."""
+    if not claims:
+        return []
+    default = caches[DEFAULT_CACHE_ALIAS]  # `cache` is a proxy of it
+    if not isinstance(default, RedisCache):
+        return [ticket_consume(claim) for claim in claims]
+    timeout = default.get_backend_timeout(max(settings.ENVELOPE_WS_TICKET_MAX_AGE, 1))
+    keys = [default.make_and_validate_key(_key(claim)) for claim in claims]
+    # Django's RedisCache has no add_many: its client, as RedisCache.add uses it.
+    backend = default._cache
+    client = backend.get_client(keys[0], write=True)
+    with client.pipeline(transaction=False) as pipe:
+        for key, claim in zip(keys, claims, strict=True):
+            pipe.set(key, backend._serializer.dumps(claim.user_id), ex=timeout, nx=True)
+        return [bool(added) for added in pipe.execute()]
 
 
 def ticket_release(claim: TicketClaim) -> None:

@@ -46,7 +46,7 @@ INSTALLED_APPS = [
     # Our server (server/) before daphne: its runserver, daphne's with our
     # Server class, is the one `manage.py runserver` finds.
     "server",
-    # daphne first: its runserver serves HTTP and WebSockets in development.
+    # daphne: the server underneath, whose runserver ours extends.
     "daphne",
     "config.apps.EnvelopeAdminConfig",  # django.contrib.admin, rate-limited login
     "django.contrib.auth",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
@@ -94,6 +95,22 @@ def game_participant_ceremony(*, game_id: int, user_id: int) -> int | None:
         .values_list("game__ceremony_id", flat=True)
         .first()
     )
+
+
+def participants_games(*, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Game]:
+    """The participant checks of many WebSocket joins in one query: for each
+    (game id, user id) whose user is an active participant of the game, the
+    game's row. Pairs without an answer are refusals (or a vanished game)."""
+    by_game: dict[int, set[int]] = {}
+    for game_id, user_id in pairs:
+        by_game.setdefault(game_id, set()).add(user_id)
+    if not by_game:
+        return {}
+    wanted = Q()
+    for game_id, user_ids in by_game.items():
+        wanted |= Q(game_id=game_id, user_id__in=sorted(user_ids))
+    rows = GameParticipant.objects.filter(wanted, user__is_active=True).select_related("game")
+    return {(row.game_id, row.user_id): row.game for row in rows.order_by()}
 
 
 def game_participant_count(*, game_id: int) -> int:

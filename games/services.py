@@ -312,14 +312,16 @@ def _board_event(log: EventLog, game: Game) -> None:
     )
 
 
-def game_lock_if_due(*, game_id: int) -> Game:
+def game_lock_if_due(*, game_id: int, game: Game | None = None) -> Game:
     """Lock a game whose picksLockAt passed (or whose ceremony began) even if
-    no timer ran. Cheap when nothing is due: one unlocked read."""
+    no timer ran. Cheap when nothing is due: one unlocked read, none when the
+    caller passes the row it just read (`game`, of `game_id`)."""
     now = timezone.now()
-    try:
-        game = Game.objects.get(pk=game_id)
-    except Game.DoesNotExist:
-        raise errors.NotFound("No game with that id.") from None
+    if game is None:
+        try:
+            game = Game.objects.get(pk=game_id)
+        except Game.DoesNotExist:
+            raise errors.NotFound("No game with that id.") from None
     if not _lock_due(game, now):
         return game
     with transaction.atomic():

@@ -28,7 +28,8 @@ from django.db import Error as DjangoDatabaseError
 from redis.exceptions import RedisError
 
 from accounts.models import User
-from accounts.tickets import TicketClaim, ticket_claim, ticket_consume, ticket_release
+from accounts.tickets import TicketClaim, ticket_claim, ticket_release, tickets_consume
+from leaderboard.batching import Batcher
 from leaderboard.db_threads import on_db_threads
 
 # scope key: why the session's user could not be read (the database or Redis
@@ -46,28 +47,59 @@ def scope_ticket(scope: dict[str, Any]) -> TicketClaim | None:
     return ticket_claim(tickets[0]) if tickets else None
 
 
-@on_db_threads
-def active_user(user_id: int, auth_at: float, ticket: TicketClaim | None) -> tuple[int, str] | str:
-    """(id, name) of the user, or why the socket is refused: "TICKET_USED",
-    "USER_NOT_FOUND" or "SIGNED_OUT".
+# A request for `active_users`: (user id, POSIX time of the authentication, ticket).
+UserRequest = tuple[int, float, "TicketClaim | None"]
 
-    The ticket, if the socket came with one, is used up first, in the same
-    trip off the event loop as the user's query: a replayed ticket is refused
-    without touching the database. Raises what the cache or the database
-    raises when it cannot be reached."""
-    if ticket is not None and not ticket_consume(ticket):
-        return "TICKET_USED"
+
+def check_users(requests: list[UserRequest]) -> list[tuple[int, str] | str | Exception]:
+    """For each connect, (id, name) of the user, or why the socket is
+    refused: "TICKET_USED", "USER_NOT_FOUND" or "SIGNED_OUT"; many connects
+    in one trip to a database thread and one query.
+
+    A ticket, if the socket came with one, is used up first: a replayed
+    ticket is refused without the user's row. An outage (the cache or the
+    database unreachable) fails every connect of the batch with its error,
+    and the tickets the batch used up are released: the clients may retry
+    with them."""
+    consumed: list[TicketClaim] = []
+    answers: list[tuple[int, str] | str | Exception] = []
     try:
-        user = User.objects.filter(pk=user_id, is_active=True).first()
-    except DjangoDatabaseError:
-        if ticket is not None:
-            ticket_release(ticket)  # refused for the outage: the client may retry with it
-        raise
-    if user is None:
-        return "USER_NOT_FOUND"
-    if user.signed_out_at is not None and user.signed_out_at.timestamp() >= auth_at:
-        return "SIGNED_OUT"
-    return user.pk, user.public_name
+        tickets = [ticket for _, _, ticket in requests if ticket is not None]
+        first_uses = iter(tickets_consume(tickets))
+        for _, _, ticket in requests:
+            if ticket is not None:
+                if not next(first_uses):
+                    answers.append("TICKET_USED")
+                    continue
+                consumed.append(ticket)
+            answers.append("")  # the user's answer, below
+        users = User.objects.filter(
+            pk__in={
+                user_id
+                for (user_id, _, _), answer in zip(requests, answers, strict=True)
+                if not answer
+            },
+            is_active=True,
+        ).in_bulk()
+    except (DjangoDatabaseError, RedisError, OSError) as error:
+        for ticket in consumed:
+            ticket_release(ticket)
+        return [error] * len(requests)
+    for index, ((user_id, auth_at, _), answer) in enumerate(zip(requests, answers, strict=True)):
+        if answer:
+            continue
+        user = users.get(user_id)
+        if user is None:
+            answers[index] = "USER_NOT_FOUND"
+        elif user.signed_out_at is not None and user.signed_out_at.timestamp() >= auth_at:
+            answers[index] = "SIGNED_OUT"
+        else:
+            answers[index] = (user.pk, user.public_name)
+    return answers
+
+
+# The connects of a burst asking while a batch is on its way go in the next.
+active_users: Batcher[UserRequest, tuple[int, str] | str] = Batcher(on_db_threads(check_users))
 
 
 class _SessionAuth(AuthMiddleware):

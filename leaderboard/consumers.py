@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from accounts.tickets import TicketClaim
 from games.formatting import iso_utc
 from leaderboard import joining, reactions
-from leaderboard.auth import AUTH_UNAVAILABLE, active_user
+from leaderboard.auth import AUTH_UNAVAILABLE, active_users
 from leaderboard.fanout import get_hub
 from leaderboard.protocol import (
     MAX_FRAME_BYTES,
@@ -158,7 +158,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         user: tuple[int, str] | str = "AUTH_REQUIRED"
         if claimed is not None:
             try:
-                user = await active_user(claimed, auth_at, ticket)
+                user = await active_users.ask((claimed, auth_at, ticket))
             except (DjangoDatabaseError, RedisError, OSError) as error:
                 await self._close_unavailable(error)
                 return

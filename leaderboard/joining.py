@@ -30,10 +30,11 @@ from games import selectors
 from games.models import Game
 from games.services import game_lock_if_due
 from leaderboard import presence
+from leaderboard.batching import Batcher
 from leaderboard.db_threads import on_db_threads
 from leaderboard.fanout import Hub
 from leaderboard.protocol import MAX_ID, Inbound, encode, wire_text
-from leaderboard.snapshots import Snapshot, join_snapshot
+from leaderboard.snapshots import Snapshot, SnapshotRequest, join_snapshots
 from leaderboard.top import top_payload
 
 logger = logging.getLogger(__name__)
@@ -78,11 +79,9 @@ class Refusal:
     game_id: int | None
 
 
-@on_db_threads
 def _join_check(game_id: int, user_id: int) -> int | str:
     """The game's ceremony id when the user may follow the game, else the
-    refusal code. Two queries when the answer is yes; a refusal looks closer
-    for its reason."""
+    refusal code, for one join (a refusal looking closer for its reason)."""
     try:
         # Persist a lock that came due, so the snapshot shows the game LIVE.
         game_lock_if_due(game_id=game_id)
@@ -98,7 +97,42 @@ def _join_check(game_id: int, user_id: int) -> int | str:
     return "NOT_PARTICIPANT" if game_found else "GAME_NOT_FOUND"
 
 
-_snapshot = on_db_threads(join_snapshot)
+def join_checks(pairs: list[tuple[int, int]]) -> list[int | str | BaseException]:
+    """`_join_check` of many joins (game id, user id) in one trip to a
+    database thread and one query when every answer is yes; each refusal
+    looks closer on its own, as `_join_check` does."""
+    try:
+        games = selectors.participants_games(pairs=pairs)
+        # The lock's write path only for a game that is due (rare): the check
+        # is made on the row just read.
+        for game in {game.pk: game for game in games.values()}.values():
+            game_lock_if_due(game_id=game.pk, game=game)
+    except DatabaseError as error:
+        return [error] * len(pairs)
+    answers: list[int | str | BaseException] = []
+    for pair in pairs:
+        game = games.get(pair)
+        if game is not None:
+            answers.append(game.ceremony_id)
+            continue
+        try:
+            answers.append(_join_check(*pair))
+        except DatabaseError as error:
+            answers.append(error)
+    return answers
+
+
+# In a burst, the joins asking while a batch is on its way go in the next.
+_join_check_batcher: Batcher[tuple[int, int], int | str] = Batcher(on_db_threads(join_checks))
+# Asked after the socket follows the game: a batch starts after every follow
+# of the joins in it, as the join sequence requires of the snapshot.
+_snapshot_batcher: Batcher[SnapshotRequest, Snapshot] = Batcher(on_db_threads(join_snapshots))
+
+
+async def _snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[int]) -> Snapshot:
+    """The join's snapshot (snapshots.join_snapshot), read in one batch with
+    the other joins asking meanwhile."""
+    return await _snapshot_batcher.ask((game_id, last_seq, online_user_ids))
 
 
 async def join_game(socket: JoiningSocket, message: Inbound) -> Refusal | None:
@@ -109,7 +143,7 @@ async def join_game(socket: JoiningSocket, message: Inbound) -> Refusal | None:
     checked: int | str = "GAME_NOT_FOUND" if not 1 <= game_id <= MAX_ID else 0
     if checked == 0:
         try:
-            checked = await _join_check(game_id, socket.user_id)
+            checked = await _join_check_batcher.ask((game_id, socket.user_id))
         except DatabaseError:
             checked = "SERVICE_UNAVAILABLE"
     if isinstance(checked, str):
@@ -132,8 +166,11 @@ async def _follow(socket: JoiningSocket, message: Inbound, *, ceremony_id: int) 
         await socket.hub.follow_game(game_id, ceremony_id, socket)
         store = presence.get_presence()
         if game_id not in socket.games:  # a second `join` of a game is not a new tab
-            first_tab = await store.join(game_id=game_id, user_id=user_id, channel=socket.socket_id)
-        online = await store.online(game_id=game_id)
+            first_tab, online = await store.join_online(
+                game_id=game_id, user_id=user_id, channel=socket.socket_id
+            )
+        else:
+            online = await store.online(game_id=game_id)
         try:
             snapshot = await _snapshot(
                 game_id=game_id, last_seq=message.last_seq, online_user_ids=online

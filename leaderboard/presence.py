@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from leaderboard.batching import Batcher
+
 logger = logging.getLogger(__name__)
 
 TTL_SECONDS = 60
@@ -83,6 +85,11 @@ class PresenceStore(Protocol):
     async def join(self, *, game_id: int, user_id: int, channel: str) -> bool:
         """Add a socket; True when it is the user's first live socket in the game."""
 
+    async def join_online(
+        self, *, game_id: int, user_id: int, channel: str
+    ) -> tuple[bool, list[int]]:
+        """`join`, then `online` (which includes this socket's user)."""
+
     async def leave(self, *, game_id: int, user_id: int, channel: str) -> bool:
         """Remove a socket; True when it was the user's last one in the game."""
 
@@ -120,6 +127,12 @@ class MemoryPresence:
         first = user_id not in users
         users.setdefault(user_id, {})[channel] = self.clock() + TTL_SECONDS
         return first
+
+    async def join_online(
+        self, *, game_id: int, user_id: int, channel: str
+    ) -> tuple[bool, list[int]]:
+        first = await self.join(game_id=game_id, user_id=user_id, channel=channel)
+        return first, await self.online(game_id=game_id)
 
     async def leave(self, *, game_id: int, user_id: int, channel: str) -> bool:
         users = self.games.get(game_id, {})
@@ -212,6 +225,9 @@ class RedisPresence:
             weakref.WeakKeyDictionary()
         )
         self._online_reads = SharedRead(self._read_online)
+        self._joins: Batcher[tuple[int, int, str], tuple[bool, list[int]]] = Batcher(
+            self._join_many
+        )
         self.outage = OutageLog()
 
     def _client(self) -> Any:  # redis.asyncio.Redis
@@ -233,17 +249,44 @@ class RedisPresence:
         return [f"envelope:presence:{game_id}", f"envelope:presence:{game_id}:{user_id}"]
 
     async def join(self, *, game_id: int, user_id: int, channel: str) -> bool:
+        return (await self.join_online(game_id=game_id, user_id=user_id, channel=channel))[0]
+
+    async def join_online(
+        self, *, game_id: int, user_id: int, channel: str
+    ) -> tuple[bool, list[int]]:
+        # The joins of a burst go to Redis together, with the read of who is
+        # online after them: one pipeline per batch, not round trips per socket.
+        first, online = await self._joins.ask((game_id, user_id, channel))
+        return first, list(online)  # a copy each: callers may change their list
+
+    async def _join_many(self, joins: list[tuple[int, int, str]]) -> list[tuple[bool, list[int]]]:
         client = self._client()
         now = self.clock()
-        args = [now, now + TTL_SECONDS, channel, user_id, TTL_SECONDS * 2]
+        game_ids = list(dict.fromkeys(game_id for game_id, _, _ in joins))
         try:
-            first = await client.presence_join(keys=self._keys(game_id, user_id), args=args)
+            async with client.pipeline(transaction=False) as pipe:
+                for game_id, user_id, channel in joins:
+                    args = [now, now + TTL_SECONDS, channel, user_id, TTL_SECONDS * 2]
+                    await client.presence_join(
+                        keys=self._keys(game_id, user_id), args=args, client=pipe
+                    )
+                for game_id in game_ids:  # after the joins: each sees itself
+                    pipe.zrangebyscore(self._keys(game_id, 0)[0], now, "+inf")
+                replies = await pipe.execute()
         except UNREACHABLE as error:
             # The consumer answers SERVICE_UNAVAILABLE: the client joins again.
             self.outage.failed("join", error)
             raise
         self.outage.ok()
-        return bool(first)
+        firsts, reads = replies[: len(joins)], replies[len(joins) :]
+        online = {
+            game_id: sorted(int(member) for member in members)
+            for game_id, members in zip(game_ids, reads, strict=True)
+        }
+        return [
+            (bool(first), online[game_id])
+            for first, (game_id, _, _) in zip(firsts, joins, strict=True)
+        ]
 
     async def leave(self, *, game_id: int, user_id: int, channel: str) -> bool:
         client = self._client()
@@ -329,6 +372,11 @@ def get_presence() -> PresenceStore:
 # A burst of N sockets joining one game would otherwise send N diffs to N
 # sockets (N² frames); within a window the diffs of a game become one frame.
 DIFF_SECONDS = 0.5
+# While diffs keep coming (a burst of joins), each window is twice the last,
+# up to this many base windows: a socket gets a few frames per burst
+# (log₂ of the burst's length), not one per base window; a lone join is
+# still announced within DIFF_SECONDS.
+DIFF_WIDEST = 16
 
 
 class DiffBatcher:
@@ -345,8 +393,15 @@ class DiffBatcher:
     Clients apply joins and leaves idempotently.
     """
 
-    def __init__(self, window: float = DIFF_SECONDS) -> None:
+    def __init__(
+        self, window: float = DIFF_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.window = window
+        self.clock = clock
+        # The window being waited (widened while a burst goes on), and when
+        # the last one ended.
+        self.current = window
+        self._last_flush = float("-inf")
         # game id → user id → name, for users whose presence changed
         self._pending: dict[int, dict[int, str]] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -358,12 +413,21 @@ class DiffBatcher:
         if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
             self._flusher = asyncio.create_task(self._flush_later())
 
+    def _next_window(self) -> float:
+        # A change within a base window of the last flush: the burst goes on.
+        if self.clock() - self._last_flush < self.window:
+            self.current = min(self.current * 2, self.window * DIFF_WIDEST)
+        else:
+            self.current = self.window
+        return self.current
+
     async def _flush_later(self) -> None:
         from leaderboard import events
 
-        await asyncio.sleep(self.window)
+        await asyncio.sleep(self._next_window())
         changed, self._pending = self._pending, {}
         self._flusher = None
+        self._last_flush = self.clock()
         if not changed:
             return
         try:

@@ -105,7 +105,38 @@ def join_snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[i
 
     Raises Game.DoesNotExist if the game vanished since the participant check.
     """
-    game, board = _board(Game.objects.get(pk=game_id))
+    return _snapshot_of(Game.objects.get(pk=game_id), last_seq, online_user_ids)
+
+
+# A request for `join_snapshots`: (game id, last seq, online user ids).
+SnapshotRequest = tuple[int, "int | None", list[int]]
+
+
+def join_snapshots(requests: list[SnapshotRequest]) -> list[Snapshot | Exception]:
+    """`join_snapshot` of many joins: one read of their games' rows, and the
+    `online` text encoded once per game and list of users, whatever the
+    number of sockets joining with them. Each answer is a Snapshot or the
+    Game.DoesNotExist to raise in that join."""
+    games = Game.objects.in_bulk({game_id for game_id, _, _ in requests})
+    online_texts: dict[tuple[int, tuple[int, ...]], str] = {}
+    answers: list[Snapshot | Exception] = []
+    for game_id, last_seq, online_user_ids in requests:
+        game = games.get(game_id)
+        if game is None:
+            answers.append(Game.DoesNotExist(f"game {game_id} vanished"))
+            continue
+        key = (game_id, tuple(online_user_ids))
+        text = online_texts.get(key)
+        if text is None:
+            text = online_texts[key] = online_text(game_id=game_id, user_ids=online_user_ids)
+        answers.append(_snapshot_of(game, last_seq, online_user_ids, online=text))
+    return answers
+
+
+def _snapshot_of(
+    game: Game, last_seq: int | None, online_user_ids: list[int], *, online: str | None = None
+) -> Snapshot:
+    game, board = _board(game)
     replay = None
     if last_seq is not None:
         replay = events_after(game_id=game.pk, last_seq=last_seq, current_seq=game.seq)
@@ -124,6 +155,8 @@ def join_snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[i
     return Snapshot(
         frame=frame,
         leaderboard_text=board.text,
-        online_text=online_text(game_id=game.pk, user_ids=online_user_ids),
+        online_text=(
+            online if online is not None else online_text(game_id=game.pk, user_ids=online_user_ids)
+        ),
         replay=replay or [],
     )

@@ -111,12 +111,15 @@ async def test_presence_survives_a_redis_restart_and_logs_an_outage_once(
     store = RedisPresence(private_redis.url)
     users = range(1, 21)
     await asyncio.gather(*(store.join(game_id=1, user_id=u, channel=f"a{u}") for u in users))
+    # Joins share one pipeline per batch; leaves go one by one and fill the pool.
+    await asyncio.gather(*(store.leave(game_id=1, user_id=u, channel="none") for u in users))
     pool = redis_pool.async_pool(private_redis.url)
     assert len(pool._available_connections) > 1
 
     await asyncio.to_thread(private_redis.restart)
     # The first calls after the restart, each on a connection the restart
     # left stale: retried on a new one, none fails.
+    await asyncio.gather(*(store.leave(game_id=1, user_id=u, channel="none") for u in users))
     firsts = await asyncio.gather(
         *(store.join(game_id=1, user_id=u, channel=f"b{u}") for u in users)
     )

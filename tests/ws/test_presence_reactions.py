@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 
@@ -85,6 +87,31 @@ async def test_redis_presence_expires_ghosts(redis_url):
     assert await store.online(game_id=game_id) == [7]
     assert await store.leave(game_id=game_id, user_id=7, channel="d") is True
     assert await store.leave(game_id=game_id, user_id=7, channel="d") is False
+
+
+async def test_redis_presence_joins_of_a_burst_share_one_pipeline(redis_url, monkeypatch):
+    from leaderboard.presence import RedisPresence
+
+    store = RedisPresence(redis_url)
+    game_id = 987654322
+    client = store._client()
+    pipelines = []
+    make_pipeline = client.pipeline
+
+    def counted(*args, **kwargs):
+        pipelines.append(1)
+        return make_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(client, "pipeline", counted)
+    joins = [(7, "a"), (7, "b"), (8, "c"), (9, "d")]
+    answers = await asyncio.gather(
+        *(store.join_online(game_id=game_id, user_id=u, channel=c) for u, c in joins)
+    )
+    assert len(pipelines) == 1
+    assert [first for first, _ in answers] == [True, False, True, True]
+    assert all(online == [7, 8, 9] for _, online in answers)  # each sees itself
+    answers[0][1].append(99)  # each caller owns its list
+    assert answers[1][1] == [7, 8, 9]
 
 
 async def test_redis_presence_refreshes_a_process_sockets_in_batches(redis_url, monkeypatch):

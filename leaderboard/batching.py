@@ -1,0 +1,111 @@
+"""Requests of many sockets answered by one call: the connect's user check,
+the join's participant check and snapshot read, presence joins.
+
+In a burst of connects every socket asks the same questions at about the
+same time, and a trip to a database thread (or to Redis) per socket queued
+thousands of trips behind a handful of threads. A `Batcher` gathers what is
+asked in the same turn of the event loop, and while its batches are in
+flight, and answers all of it with one call of `run`. A batch starts on a
+turn after every request in it was made, so it sees whatever each caller
+did before asking (as `presence.SharedRead` does for one key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Request = TypeVar("Request")
+Result = TypeVar("Result")
+
+# A batch answers each request with its result or the exception to raise in
+# that request's caller (a game that vanished refuses one join, not all).
+Answers = Sequence[Result | BaseException]
+
+
+@dataclass(slots=True)
+class _LoopState(Generic[Request, Result]):
+    waiting: list[tuple[Request, asyncio.Future[Result]]] = field(default_factory=list)
+    scheduled: bool = False
+    running: int = 0
+
+
+class Batcher(Generic[Request, Result]):
+    """`await batcher.ask(request)`: answered by `run(requests)`, which gets
+    up to `max_size` requests at once and returns one answer per request, in
+    order. At most `in_flight` batches run at a time; requests made meanwhile
+    wait for the next one, so a burst makes few large batches, a lone
+    request one batch of one on the next turn."""
+
+    def __init__(
+        self,
+        run: Callable[[list[Request]], Awaitable[Answers]],
+        *,
+        in_flight: int = 2,
+        max_size: int = 500,
+    ) -> None:
+        self._run = run
+        self.in_flight = in_flight
+        self.max_size = max_size
+        # Futures belong to the loop that made them (tests run one loop each).
+        self._states: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, _LoopState[Request, Result]
+        ] = weakref.WeakKeyDictionary()
+
+    async def ask(self, request: Request) -> Result:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            state = self._states[loop] = _LoopState()
+        answer: asyncio.Future[Result] = loop.create_future()
+        # A caller cancelled meanwhile must not leave "exception never retrieved".
+        answer.add_done_callback(_retrieve)
+        state.waiting.append((request, answer))
+        self._schedule(loop, state)
+        # Shielded: a cancelled caller does not cancel the others' batch.
+        return await asyncio.shield(answer)
+
+    def _schedule(
+        self, loop: asyncio.AbstractEventLoop, state: _LoopState[Request, Result]
+    ) -> None:
+        if state.waiting and not state.scheduled and state.running < self.in_flight:
+            state.scheduled = True
+            loop.call_soon(self._start, loop, state)
+
+    def _start(self, loop: asyncio.AbstractEventLoop, state: _LoopState[Request, Result]) -> None:
+        state.scheduled = False
+        batch, state.waiting = state.waiting[: self.max_size], state.waiting[self.max_size :]
+        if not batch:
+            return
+        state.running += 1
+        task = loop.create_task(self._run([request for request, _ in batch]))
+
+        def done(task: asyncio.Task[Answers]) -> None:
+            state.running -= 1
+            if task.cancelled():
+                error: BaseException | None = asyncio.CancelledError()
+            else:
+                error = task.exception()
+            if error is None:
+                answers = task.result()
+                assert len(answers) == len(batch), "a batch answers every request"
+            for index, (_, answer) in enumerate(batch):
+                if answer.done():
+                    continue
+                result = error if error is not None else answers[index]
+                if isinstance(result, BaseException):
+                    answer.set_exception(result)
+                else:
+                    answer.set_result(result)
+            self._schedule(loop, state)
+
+        task.add_done_callback(done)
+        self._schedule(loop, state)  # more than max_size waiting
+
+
+def _retrieve(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
