@@ -1,4 +1,4 @@
-"""Auth endpoints (CONTRACT §3): register, login, logout, me, ws-ticket.
+"""Auth endpoints (docs/api.md): register, login, logout, me, ws-ticket.
 
 Register and login run without authentication classes: a browser has no
 session yet, so there is nothing to protect with CSRF, and a stale session

@@ -1,4 +1,4 @@
-"""Input validation and JSON shapes of the auth API (CONTRACT §3)."""
+"""Input validation and JSON shapes of the auth API (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP and WebSocket (CONTRACT §1: config.asgi:application).
+"""ASGI entry point: HTTP and WebSocket (README, Configuration: config.asgi:application).
 
 Served by `python -m server` (daphne with Envelope's server classes, server/)
 in production and tests, and by `manage.py runserver` in development.

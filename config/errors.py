@@ -1,4 +1,4 @@
-"""The API's single error shape (CONTRACT §3).
+"""The API's single error shape (docs/api.md).
 
 Every error leaves as `{"error": {"code": "CODE", "message": "human text"}}`:
 DRF's own exceptions, Django's 404/403, our DomainErrors, and anything

@@ -1,4 +1,4 @@
-"""Envelope settings, configured only by environment variables (CONTRACT §1).
+"""Envelope settings, configured only by environment variables (README, Configuration).
 
 Nothing set: SQLite beside manage.py and the in-memory channel layer, so one
 command gives a working product. DATABASE_URL / REDIS_URL switch to PostgreSQL
@@ -212,7 +212,7 @@ REST_FRAMEWORK = {
 # --- Envelope ---------------------------------------------------------------
 ENVELOPE_REACTIONS = env_list("ENVELOPE_REACTIONS", ["🔥", "😍", "😱", "💀", "👏", "🍿"])
 ENVELOPE_WS_TICKET_MAX_AGE = 60
-# Events kept per game for resume (CONTRACT §4: at least the last 500).
+# Events kept per game for resume (docs/protocol.md: at least the last 500).
 ENVELOPE_EVENT_RETENTION = int(os.environ.get("ENVELOPE_EVENT_RETENTION", "500"))
 # How often each server process checks the event log for events its sockets
 # missed (a lost channel-layer message, a Redis restart): the longest a lost
@@ -256,7 +256,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # without collectstatic all work; production runs collectstatic (README).
 WHITENOISE_USE_FINDERS = True
 
-# --- Security (CONTRACT §1: check --deploy is clean with DEBUG off) ----------
+# --- Security (README: check --deploy is clean with DEBUG off) ----------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # the JS client reads it to send X-CSRFToken
 if not DEBUG:

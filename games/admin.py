@@ -1,4 +1,4 @@
-"""Django admin for Envelope (CONTRACT §5).
+"""Django admin for Envelope (README, Pages).
 
 Every write here goes through games.services, exactly as the API's do:
 marking a winner is validated, recorded as game events and broadcast;

@@ -1,4 +1,4 @@
-"""Games API (CONTRACT §3): thin views that validate, call one service or
+"""Games API (docs/api.md): thin views that validate, call one service or
 selector, and render. DomainErrors flow to config.errors.exception_handler."""
 
 from __future__ import annotations

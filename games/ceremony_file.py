@@ -1,4 +1,4 @@
-"""The ceremony file format (CONTRACT §1): parse and validate the whole document.
+"""The ceremony file format (README, Configuration): parse and validate the whole document.
 
 A malformed file is rejected whole, before anything is written, with a message
 naming the offending path (`categories[3].nominations[0].title: required`).

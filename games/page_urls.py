@@ -1,4 +1,4 @@
-"""Page routes (CONTRACT §5), included at the site root."""
+"""Page routes (README, Pages), included at the site root."""
 
 from django.urls import path
 

@@ -1,4 +1,4 @@
-"""Server-rendered pages (CONTRACT §5): the first paint comes from the ORM,
+"""Server-rendered pages (README, Pages): the first paint comes from the ORM,
 then the small JS client in static/js/ talks to the API and the socket.
 
 Initial data reaches the browser only through `json_script`, never as

@@ -1,4 +1,4 @@
-"""Who may do what in the games API (CONTRACT §2 Visibility, §3 "who")."""
+"""Who may do what in the games API (docs/api.md, Visibility and endpoints "who")."""
 
 from __future__ import annotations
 

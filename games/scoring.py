@@ -1,4 +1,4 @@
-"""The contract's ranking rules (CONTRACT §2, Scoring) as a pure function."""
+"""The contract's ranking rules (docs/api.md, Scoring) as a pure function."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Input validation and JSON shapes of the games API (CONTRACT §3).
+"""Input validation and JSON shapes of the games API (docs/api.md).
 
 Input field names are the contract's camelCase ones, so a validation error
 names the field exactly as the client sent it.

@@ -1,4 +1,4 @@
-"""Every write of the games domain (CONTRACT §2), one function per write.
+"""Every write of the games domain (docs/api.md, game rules), one function per write.
 
 Each state change of a game appends its events to an EventLog (games.event_log)
 under the game's row lock, in the same transaction as the change: numbered,

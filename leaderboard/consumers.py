@@ -1,4 +1,4 @@
-"""The `/ws/` consumer (CONTRACT §4): one socket per browser tab, following
+"""The `/ws/` consumer (docs/protocol.md): one socket per browser tab, following
 any number of games.
 
 It reads as parse, check, call, send: a client frame is parsed

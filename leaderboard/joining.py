@@ -1,4 +1,4 @@
-"""A socket joining and leaving a game: the `join` sequence (CONTRACT §4).
+"""A socket joining and leaving a game: the `join` sequence (docs/protocol.md).
 
 1. The participant check, before any group membership.
 2. Follow the game (the hub joins the ceremony's group, or waits for the

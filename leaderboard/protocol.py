@@ -1,4 +1,4 @@
-"""Inbound WebSocket frames (CONTRACT §4): parsing and shape validation.
+"""Inbound WebSocket frames (docs/protocol.md): parsing and shape validation.
 
 Pure functions, no I/O: the consumer hands over the raw text and gets back a
 typed message or a `ProtocolError` carrying the contract's error code. Checks

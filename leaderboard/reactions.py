@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 # 0.25 s: at most 4 reaction frames per second reach a socket.
 BATCH_SECONDS = 0.25
 RANK_CACHE_SECONDS = 2.0
-# Per socket (CONTRACT §4): a burst of 10, then 1 per second.
+# Per socket (docs/protocol.md): a burst of 10, then 1 per second.
 BURST = 10
 PER_SECOND = 1.0
 

@@ -1,4 +1,4 @@
-"""The one WebSocket endpoint, /ws/ (CONTRACT §4).
+"""The one WebSocket endpoint, /ws/ (docs/protocol.md).
 
 A plain function rather than Channels' URLRouter and `as_asgi()`: an idle
 socket keeps every coroutine between daphne and its consumer suspended, each

@@ -428,7 +428,7 @@
   const socket = new window.LiveSocket({ onEvent, onState });
   socket.follow(gameId, data.game.seq);
 
-  // Test and benchmark hook (CONTRACT §5): apply a leaderboard frame directly.
+  // Test and benchmark hook (README, Pages): apply a leaderboard frame directly.
   window.envelopeLive = {
     applyUpdate(frame) {
       applyUpdate(frame);

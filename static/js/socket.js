@@ -1,4 +1,4 @@
-// Envelope live client: one WebSocket per tab at /ws/ (CONTRACT §4).
+// Envelope live client: one WebSocket per tab at /ws/ (docs/protocol.md).
 //
 // Delivery through the server is at most once; the per-game seq makes the
 // client converge: events at or below the last seq are ignored, a gap

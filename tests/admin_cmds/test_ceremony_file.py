@@ -1,5 +1,5 @@
 """games.ceremony_file.parse_ceremony: the whole document is validated, and
-every error names the offending path (CONTRACT §1)."""
+every error names the offending path (README, Configuration)."""
 
 from __future__ import annotations
 

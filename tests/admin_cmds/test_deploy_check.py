@@ -1,4 +1,4 @@
-"""`manage.py check --deploy` is clean with production settings (CONTRACT §1)."""
+"""`manage.py check --deploy` is clean with production settings (README, Configuration)."""
 
 from __future__ import annotations
 

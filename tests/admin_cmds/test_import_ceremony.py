@@ -1,4 +1,4 @@
-"""`manage.py import_ceremony`: id alone on stdout, all or nothing (CONTRACT §1)."""
+"""`manage.py import_ceremony`: id alone on stdout, all or nothing (README, Configuration)."""
 
 from __future__ import annotations
 

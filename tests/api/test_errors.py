@@ -1,4 +1,4 @@
-"""The error shape for everything that can go wrong over HTTP (CONTRACT §3)."""
+"""The error shape for everything that can go wrong over HTTP (docs/api.md)."""
 
 from __future__ import annotations
 

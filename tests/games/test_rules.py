@@ -1,4 +1,4 @@
-"""The game rules of CONTRACT §2, through games.services."""
+"""The game rules of docs/api.md, game rules, through games.services."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ranking rules (CONTRACT §2, Scoring) and the standings query."""
+"""Ranking rules (docs/api.md, Scoring) and the standings query."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Connecting to /ws/ (CONTRACT §4, Connecting): origin, ticket, session, hello."""
+"""Connecting to /ws/ (docs/protocol.md, Connecting): origin, ticket, session, hello."""
 
 from __future__ import annotations
 

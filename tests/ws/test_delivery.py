@@ -1,4 +1,4 @@
-"""Server → client delivery: reveals, resume, removal, sign-out (CONTRACT §4)."""
+"""Server → client delivery: reveals, resume, removal, sign-out (docs/protocol.md)."""
 
 from __future__ import annotations
 

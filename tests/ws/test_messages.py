@@ -1,4 +1,4 @@
-"""Client → server messages and every error that keeps the socket open (CONTRACT §4)."""
+"""Client → server messages and every error that keeps the socket open (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Presence (who is watching) and reactions (CONTRACT §4)."""
+"""Presence (who is watching) and reactions (docs/protocol.md)."""
 
 from __future__ import annotations
 

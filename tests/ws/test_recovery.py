@@ -1,4 +1,4 @@
-"""Delivery that does not depend on the channel layer (CONTRACT §4, "Delivery
+"""Delivery that does not depend on the channel layer (docs/protocol.md, "Delivery
 guarantee"): lost, reordered and never-sent messages are made good from the
 event log, in seq order, exactly once per socket, with no client action."""
 

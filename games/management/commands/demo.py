@@ -1,4 +1,4 @@
-"""`manage.py demo`: a ready-to-try Oscars party (CONTRACT §1).
+"""`manage.py demo`: a ready-to-try Oscars party (README, Configuration).
 
 Safe to run again: the ceremony, users and game are reused when present, and
 only missing picks are added, so a demo in progress is not reset.

@@ -1,4 +1,4 @@
-"""`manage.py import_ceremony FILE.json` (CONTRACT §1).
+"""`manage.py import_ceremony FILE.json` (README, Configuration).
 
 Standard output carries the new ceremony's id alone, so a script can capture
 it; every human message goes to standard error.
