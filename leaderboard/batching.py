@@ -30,7 +30,12 @@ Answers = Sequence[Result | BaseException]
 class _LoopState(Generic[Request, Result]):
     waiting: list[tuple[Request, asyncio.Future[Result]]] = field(default_factory=list)
     scheduled: bool = False
-    running: int = 0
+    # The batches in flight: the loop holds tasks only weakly.
+    tasks: set[asyncio.Task[Answers]] = field(default_factory=set)
+
+    @property
+    def running(self) -> int:
+        return len(self.tasks)
 
 
 class Batcher(Generic[Request, Result]):
@@ -80,11 +85,11 @@ class Batcher(Generic[Request, Result]):
         batch, state.waiting = state.waiting[: self.max_size], state.waiting[self.max_size :]
         if not batch:
             return
-        state.running += 1
         task = loop.create_task(self._run([request for request, _ in batch]))
+        state.tasks.add(task)
 
         def done(task: asyncio.Task[Answers]) -> None:
-            state.running -= 1
+            state.tasks.discard(task)
             if task.cancelled():
                 error: BaseException | None = asyncio.CancelledError()
             else:
