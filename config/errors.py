@@ -42,6 +42,9 @@ DRF_CODES: tuple[tuple[type[exceptions.APIException], str], ...] = (
 )
 
 
+SERVER_ERROR_MESSAGE = "Something went wrong on our side. Please try again."
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
@@ -76,12 +79,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         set_rollback()
         if request is not None:
             outages.log_outage(request, exc)
-        response = Response(
+        return Response(
             error_body("SERVICE_UNAVAILABLE", outages.MESSAGE),
             status=503,
             headers={"Retry-After": str(outages.RETRY_AFTER_SECONDS)},
         )
-        return response
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     if isinstance(exc, Http404):
@@ -114,10 +116,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc_info=(type(exc), exc, exc.__traceback__),
     )
     set_rollback()
-    return Response(
-        error_body("SERVER_ERROR", "Something went wrong on our side. Please try again."),
-        status=500,
-    )
+    return Response(error_body("SERVER_ERROR", SERVER_ERROR_MESSAGE), status=500)
 
 
 @csrf_exempt  # a 404 changes nothing; without this a POST would get CSRF's HTML 403

@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from config.errors import error_body
+from config.parsers import PayloadTooLarge
 from games.formatting import json_text
 
-MESSAGE = "The request body is larger than 1 MiB."
+MESSAGE = str(PayloadTooLarge.default_detail)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> bytes | None:

@@ -100,10 +100,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
         log_outage(request, exc)
         return outage_response(request)
     if request.path.startswith("/api/"):
-        from config.errors import error_body
+        from config.errors import SERVER_ERROR_MESSAGE, error_body
 
-        return JsonResponse(
-            error_body("SERVER_ERROR", "Something went wrong on our side. Please try again."),
-            status=500,
-        )
+        return JsonResponse(error_body("SERVER_ERROR", SERVER_ERROR_MESSAGE), status=500)
     return django_server_error(request)

@@ -412,6 +412,11 @@ def get_hub() -> Hub:
     return hub
 
 
+def current_hub() -> Hub | None:
+    """This loop's hub if one was made, without making one."""
+    return _hubs.get(asyncio.get_running_loop())
+
+
 async def close_hub() -> None:
     """Close this loop's hub, if any (test teardown)."""
     hub = _hubs.pop(asyncio.get_running_loop(), None)

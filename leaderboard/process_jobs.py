@@ -1,5 +1,6 @@
-"""Jobs run once per server process (per hub), not once per socket: a timer
-or a shutdown hook per socket would cost every idle socket memory.
+"""Jobs run once per server process (per hub, or at shutdown), not once per
+socket: a timer or a shutdown hook per socket would cost every idle socket
+memory.
 
 Registered with every new hub (leaderboard.fanout.on_new_hub) when this
 module is imported, which the app's ready() does.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from leaderboard.fanout import Hub, on_new_hub
+from leaderboard.fanout import Hub, current_hub, on_new_hub
 from leaderboard.presence import REFRESH_SECONDS, SocketGames, get_presence
 from server.extension import on_shutdown
 
@@ -35,14 +36,15 @@ def refresh_presence_of_local_sockets(hub: Hub) -> None:
     hub.every(REFRESH_SECONDS, refresh)
 
 
-@on_new_hub
-def close_with_1012_on_shutdown(hub: Hub) -> None:
+@on_shutdown
+async def close_with_1012() -> None:
     """When the server is told to stop, close every local socket with 1012
     before the connections drop, so clients reconnect at once and resume.
-    Our server runs the hook (server/extension.py); others never do."""
-
-    @on_shutdown
-    async def close_all() -> None:
-        sockets = hub.followers()
-        await asyncio.gather(*(s.restart_notice() for s in sockets), return_exceptions=True)
-        await asyncio.sleep(CLOSE_FLUSH_SECONDS)
+    Our server runs the hook (server/extension.py), once per process; others
+    never do."""
+    hub = current_hub()
+    if hub is None:
+        return  # no socket ever connected
+    sockets = hub.followers()
+    await asyncio.gather(*(s.restart_notice() for s in sockets), return_exceptions=True)
+    await asyncio.sleep(CLOSE_FLUSH_SECONDS)
