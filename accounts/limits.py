@@ -1,5 +1,6 @@
 """Rate limits on the doors an attacker knocks at: sign-in (API and admin),
-registration and join by code, each per client address and per account.
+registration, join by code and guest join, each per client address and per
+account (a guest's account is its name in its game).
 
 Counted by django-ratelimit in Django's cache, which is Redis when REDIS_URL
 is set, so every server process shares the counts (its `add` + `incr` are
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -52,6 +54,12 @@ REGISTER_BY_ADDRESS = Limit("register:address", "ENVELOPE_REGISTER_IP_LIMIT")
 REGISTER_BY_ACCOUNT = Limit("register:account", "ENVELOPE_REGISTER_LIMIT")
 JOIN_BY_ACCOUNT = Limit("join:account", "ENVELOPE_JOIN_FAILURE_LIMIT")
 JOIN_BY_ADDRESS = Limit("join:address", "ENVELOPE_JOIN_IP_FAILURE_LIMIT")
+# Guest join (name + PIN). Wrong PINs per (game, name): a 4-digit PIN falls to
+# 10,000 guesses, so this is what keeps it a secret. Per address: failures
+# like sign-in, and guests made (attempts): each one is a new account.
+GUEST_PIN_BY_NAME = Limit("guest-pin:name", "ENVELOPE_GUEST_PIN_FAILURE_LIMIT")
+GUEST_PIN_BY_ADDRESS = Limit("guest-pin:address", "ENVELOPE_GUEST_PIN_IP_FAILURE_LIMIT")
+GUEST_CREATE_BY_ADDRESS = Limit("guest-create:address", "ENVELOPE_GUEST_IP_LIMIT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,28 @@ def sign_in_counters(request: HttpRequest, username: str) -> list[Counter]:
         Counter(SIGN_IN_BY_ACCOUNT, account_key(username)),
         Counter(SIGN_IN_BY_ADDRESS, client_address(request)),
     ]
+
+
+class GuestAddressCounters(NamedTuple):
+    """Every door of a guest join keyed by the address."""
+
+    wrong_pins: Counter
+    guests_made: Counter
+    wrong_codes: Counter  # join by code's own counter: one door for codes
+
+
+def guest_address_counters(request: HttpRequest) -> GuestAddressCounters:
+    address = client_address(request)
+    return GuestAddressCounters(
+        wrong_pins=Counter(GUEST_PIN_BY_ADDRESS, address),
+        guests_made=Counter(GUEST_CREATE_BY_ADDRESS, address),
+        wrong_codes=Counter(JOIN_BY_ADDRESS, address),
+    )
+
+
+def guest_name_counter(game_id: int, name_key: str) -> Counter:
+    """Wrong PINs for one guest name of one game, from any address."""
+    return Counter(GUEST_PIN_BY_NAME, f"{game_id}:{name_key}")
 
 
 def seconds_blocked(request: HttpRequest, counters: Iterable[Counter]) -> int | None:

@@ -20,6 +20,9 @@ one game:
   stdin, the Socket.IO peer's a `POST /broadcast/<key>` (its connection opened
   before the clock). Both broadcast the very frames Envelope sent, byte for
   byte, captured by a client.
+- **first ms**: per reveal, from the trigger to the first socket having it
+  (median over the reveals): for Envelope the reveal's own path (HTTP, the
+  transaction with its render, the commit, the channel layer and one write).
 
 Envelope runs first (its frames are the others' payloads) and its stack is
 stopped before the others start. The Socket.IO peer needs `node` and `npm`:
@@ -36,6 +39,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,9 +173,13 @@ class FastPool(ClientPool):
         count = len(self.processes)
         for index, process in enumerate(self.processes):
             share = user_ids[index::count] if user_ids else []
+            urls = command.get("urls")
+            url, origin = urls[index % len(urls)] if urls else (command["url"], command["origin"])
             process.send(
                 {
                     **command,
+                    "url": url,
+                    "origin": origin,
                     "cmd": "connect",
                     "count": len(range(index, sockets, count)),
                     "user_ids": share,
@@ -290,32 +298,38 @@ class Server:
         """Make the reveal `key`; (when it started, a note on the trigger)."""
         raise NotImplementedError
 
+    @property
+    def pids(self) -> list[int]:
+        """Every process of the server (Envelope may run several)."""
+        return [self.pid]
+
     def busy(self) -> bool:
-        """Whether the server used more than BUSY_SHARE of a core since the last call."""
+        """Whether any server process used more than BUSY_SHARE of a core since the last call."""
         if self.meter is None:
-            self.meter = CpuMeter([self.pid])
+            self.meter = CpuMeter(self.pids)
             return True
-        return self.meter.shares()[0] > BUSY_SHARE
+        return max(self.meter.shares()) > BUSY_SHARE
 
     def rss_kb(self) -> int:
-        return vmrss_kb(self.pid)
+        return sum(vmrss_kb(pid) for pid in self.pids)
 
 
 class Envelope(Server):
-    """One daphne process on PostgreSQL and Redis, started as bench/fanout.py
-    starts it (its Bench: LiveStack, bench/seed.py's game_seed, the warm
-    service thread), with a staff token for the reveal POST."""
+    """daphne on PostgreSQL and Redis (one process, or `--processes` sharing
+    Redis, the sockets spread evenly), started as bench/fanout.py starts it
+    (its Bench: LiveStack, bench/seed.py's game_seed, the warm service
+    thread), with a staff token for the reveal POST (to the first process)."""
 
     name = "envelope"
     dialect = "envelope"
 
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(args)
-        # fanout.Bench reads these; one daphne process, the production server.
-        args.processes, args.server = 1, "daphne"
+        # fanout.Bench reads these; daphne, the production server.
+        args.server = "daphne"
         self.bench = Bench(args)
         self.bench.stack = SbsStack(
-            processes=1,
+            processes=args.processes,
             server="daphne",
             database_url=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=args.redis_url,
@@ -328,6 +342,10 @@ class Envelope(Server):
         process = self.bench.stack.servers[0].process
         assert process is not None
         return process.pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [server.process.pid for server in self.bench.stack.servers if server.process]
 
     @property
     def url(self) -> str:
@@ -352,10 +370,12 @@ class Envelope(Server):
             self.bench.close()
 
     def connect_command(self) -> tuple[dict[str, Any], list[int]]:
-        server = self.bench.stack.servers[0]
+        servers = self.bench.stack.servers
         command = {
-            "url": server.ws_url,
-            "origin": server.url,
+            "url": servers[0].ws_url,
+            # FastPool gives client process i the server i % len(urls).
+            "urls": [(server.ws_url, server.url) for server in servers],
+            "origin": servers[0].url,
             "game_id": self.seeded.game_id,
             "secret_key": self.bench.secret_key,
         }
@@ -546,6 +566,9 @@ class Result:
     rss_before: int = 0
     rss_after: int = 0
     latencies: list[float] = field(default_factory=list)
+    # Per measured reveal: the trigger to the first socket having it (the
+    # reveal's own path: for Envelope the POST, its transaction, the send).
+    firsts: list[float] = field(default_factory=list)
     missed: int = 0
     closes: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -643,22 +666,35 @@ def run_server(server: Server, args: argparse.Namespace) -> Result:
             reveal_cpu = [c + u for c, u in zip(reveal_cpu, used, strict=True)]
             time.sleep(args.pause)
         result.client_cpu_reveal = [c / reveal_wall for c in reveal_cpu] if reveal_wall else []
+        firsts: dict[int, float] = {}
         for report in pool.reports():
             for key, started in measured.items():
                 times = report["recv"].get(str(key), [None] * report["sockets"])
-                result.latencies.extend(t - started for t in times if t is not None)
-                result.missed += sum(1 for t in times if t is None)
+                got = [t - started for t in times if t is not None]
+                result.latencies.extend(got)
+                result.missed += len(times) - len(got)
+                if got:
+                    firsts[key] = min(firsts.get(key, math.inf), min(got))
             result.samples.update({int(k): v for k, v in report["samples"].items()})
             result.closes += report["closes"]
             result.errors.update(report["errors"])
+        result.firsts = list(firsts.values())
     print(
-        f"  reveals: {result.spread.text(' s')}; missed {result.missed}, "
+        f"  reveals: {result.spread.text(' s')}; first socket "
+        f"{ms(statistics.median(result.firsts)) if result.firsts else 'n/a'} ms (median); "
+        f"missed {result.missed}, "
         f"closed {result.closes} (errors: {errors_text(result.errors)})"
     )
     return result
 
 
 # --- the summary ------------------------------------------------------------------------
+
+
+def processes_text(processes: int) -> str:
+    if processes == 1:
+        return "one server process each"
+    return f"Envelope on {processes} daphne processes, the others on one"
 
 
 def ms(seconds: float) -> str:
@@ -675,10 +711,11 @@ def ratio(a: float, b: float) -> float:
 
 def summary(results: dict[str, Result], args: argparse.Namespace, frame_kb: float) -> list[str]:
     lines = [
-        f"side by side: {args.clients} sockets of one game, one server process each, "
+        f"side by side: {args.clients} sockets of one game, "
+        f"{processes_text(args.processes)}, "
         f"{args.reveals} reveals (+{args.warmup} warm-up), frame {frame_kb:.1f} KB, "
         f"{args.concurrency or 'all'} sessions starting at once",
-        f"{'server':<10} {'joined':>9} {'join s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'server':<10} {'joined':>9} {'join s':>7} {'first ms':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'max ms':>7} {'KB/sock':>8} {'missed':>6}  frames/socket in the burst; clients CPU",
     ]
     for name in ("envelope", "bare", "socket.io"):
@@ -693,9 +730,10 @@ def summary(results: dict[str, Result], args: argparse.Namespace, frame_kb: floa
             f"{kind} {result.per_socket(kind):.1f}" for kind, _ in result.frames.most_common()
         )
         frames = frames or "no frame"
+        first = ms(statistics.median(result.firsts)) if result.firsts else "n/a"
         lines.append(
             f"{name:<10} {result.sockets:>4}/{args.clients:<4} {result.joined.seconds:>7.2f} "
-            f"{ms(spread.p50):>7} {ms(spread.p99):>7} {ms(spread.max):>7} "
+            f"{first:>8} {ms(spread.p50):>7} {ms(spread.p99):>7} {ms(spread.max):>7} "
             f"{result.kb_per_socket:>8.1f} {result.missed:>6}  {frames}; "
             f"join {percent(result.client_cpu_join)}, reveal {percent(result.client_cpu_reveal)}"
         )
@@ -754,6 +792,12 @@ def summary(results: dict[str, Result], args: argparse.Namespace, frame_kb: floa
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=2000, help="sockets (default 2000)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="Envelope's daphne processes, sharing Redis (default 1; the peers run one)",
+    )
     parser.add_argument("--reveals", type=int, default=5, help="measured reveals (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="reveals not counted (default 1)")
     parser.add_argument(

@@ -13,6 +13,10 @@ from accounts import limits
 
 
 class EnvelopeAdminSite(admin.AdminSite):
+    site_header = "Envelope administration"
+    site_title = "Envelope admin"
+    index_title = "Ceremonies, games and winners"
+
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         if request.method != "POST":
             return super().login(request, extra_context)

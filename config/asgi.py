@@ -18,6 +18,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from config.http_limits import BodySizeLimit  # noqa: E402
+from config.metrics import forget_dead_processes  # noqa: E402
 from config.proxies import TrustedProxyHeaders  # noqa: E402
 from leaderboard.auth import TicketOrSessionAuth  # noqa: E402
 from leaderboard.routing import websocket_application  # noqa: E402
@@ -31,6 +32,9 @@ application = TrustedProxyHeaders(
     ),
     trusted=settings.TRUSTED_PROXIES,
 )
+
+# Live gauges left by processes killed without a drain (docs/operations.md).
+forget_dead_processes()
 
 # Garbage collection pauses the whole event loop. With 2,000 sockets a full
 # collection took 0.3-0.4 s, and the collector ran one each time long-lived

@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -65,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Counts every response by status for /metrics (config.metrics).
+    "config.metrics.http_requests_middleware",
     "django.middleware.security.SecurityMiddleware",
     # PostgreSQL or Redis away: a friendly 503 page, not a 500 (config.outages).
     "config.outages.ServiceOutageMiddleware",
@@ -106,7 +110,7 @@ DATABASES = {
     )
 }
 # PostgreSQL connections per server process, shared by its request threads,
-# its WebSocket reads and its recovery checks (README, "Production").
+# its WebSocket reads and its recovery checks (README, "Sizing").
 DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE", "10"))
 # How long a request waits for a pooled connection before it answers 503
 # SERVICE_UNAVAILABLE: while PostgreSQL is down, every request waits this long.
@@ -214,10 +218,21 @@ ENVELOPE_REACTIONS = env_list("ENVELOPE_REACTIONS", ["🔥", "😍", "😱", "�
 ENVELOPE_WS_TICKET_MAX_AGE = 60
 # Events kept per game for resume (docs/protocol.md: at least the last 500).
 ENVELOPE_EVENT_RETENTION = int(os.environ.get("ENVELOPE_EVENT_RETENTION", "500"))
+# Names listed in `joined.online` and in each `presence:diff` list; beyond it
+# the lists are a sample and `onlineCount` is the count (docs/protocol.md).
+# Listing everyone made a burst of N joins cost O(N²) bytes.
+ENVELOPE_ONLINE_LIST_LIMIT = int(os.environ.get("ENVELOPE_ONLINE_LIST_LIMIT", "50"))
 # How often each server process checks the event log for events its sockets
 # missed (a lost channel-layer message, a Redis restart): the longest a lost
 # event can be late (leaderboard.recovery).
 ENVELOPE_RECOVERY_SECONDS = float(os.environ.get("ENVELOPE_RECOVERY_SECONDS", "2"))
+# Server-Sent Events (GET /api/games/{id}/events, docs/protocol.md): a
+# keep-alive comment this often keeps proxies from closing an idle stream;
+# open streams per user and server process; frames a stream may have waiting
+# for a client that stopped reading before it is dropped (EventSource resumes).
+ENVELOPE_SSE_KEEPALIVE_SECONDS = float(os.environ.get("ENVELOPE_SSE_KEEPALIVE_SECONDS", "15"))
+ENVELOPE_SSE_STREAMS_PER_USER = int(os.environ.get("ENVELOPE_SSE_STREAMS_PER_USER", "8"))
+ENVELOPE_SSE_MAX_QUEUED = int(os.environ.get("ENVELOPE_SSE_MAX_QUEUED", "1000"))
 ENVELOPE_LOGIN_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_LOGIN_FAILURE_LIMIT", "5"))
 ENVELOPE_LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_LOGIN_IP_FAILURE_LIMIT", "30"))
 ENVELOPE_JOIN_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_JOIN_FAILURE_LIMIT", "10"))
@@ -226,6 +241,13 @@ ENVELOPE_JOIN_IP_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_JOIN_IP_FAILURE_LI
 # address) and per username asked for.
 ENVELOPE_REGISTER_IP_LIMIT = int(os.environ.get("ENVELOPE_REGISTER_IP_LIMIT", "20"))
 ENVELOPE_REGISTER_LIMIT = int(os.environ.get("ENVELOPE_REGISTER_LIMIT", "5"))
+# Guest join (name + PIN): wrong PINs per window for one name of one game and
+# per address, and guests made per address (a whole party joins from one).
+ENVELOPE_GUEST_PIN_FAILURE_LIMIT = int(os.environ.get("ENVELOPE_GUEST_PIN_FAILURE_LIMIT", "5"))
+ENVELOPE_GUEST_PIN_IP_FAILURE_LIMIT = int(
+    os.environ.get("ENVELOPE_GUEST_PIN_IP_FAILURE_LIMIT", "30")
+)
+ENVELOPE_GUEST_IP_LIMIT = int(os.environ.get("ENVELOPE_GUEST_IP_LIMIT", "100"))
 ENVELOPE_FAILURE_WINDOW = int(os.environ.get("ENVELOPE_FAILURE_WINDOW", "600"))
 # Django's RedisCache increments atomically (INCRBY), which is what
 # django-ratelimit's "not officially supported" warning is about. Without
@@ -234,6 +256,16 @@ ENVELOPE_FAILURE_WINDOW = int(os.environ.get("ENVELOPE_FAILURE_WINDOW", "600"))
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 if not REDIS_URL:
     SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+
+# --- Importing a ceremony from Wikipedia (games.wikipedia) --------------------
+# The MediaWiki API the page's wikitext is fetched from; `{lang}` is the
+# language of the pasted https://<lang>.wikipedia.org/wiki/... URL. Tests
+# point it at a local stand-in.
+WIKIPEDIA_API_URL = os.environ.get("WIKIPEDIA_API_URL", "https://{lang}.wikipedia.org/w/api.php")
+WIKIPEDIA_TIMEOUT = float(os.environ.get("WIKIPEDIA_TIMEOUT", "10"))
+# A ceremony page's wikitext is ~100 KB (read in well under a second);
+# anything far bigger is not one, and would only keep a server thread busy.
+WIKIPEDIA_MAX_BYTES = int(os.environ.get("WIKIPEDIA_MAX_BYTES", str(2 * 1024 * 1024)))
 
 # --- Request limits and the proxies in front ----------------------------------
 # Request bodies over 1 MiB get 413 PAYLOAD_TOO_LARGE (config.http_limits).
@@ -244,6 +276,24 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 # so a client cannot choose the address the rate limits see.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
 
+# --- Operations: metrics, health, drain, logs (docs/operations.md) -------------
+# Prometheus metrics at /metrics, served to these addresses or networks only
+# (the client address config.proxies yields); off: nothing is counted.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+# On SIGTERM: readiness 503 and WebSocket upgrades refused at once; then
+# ENVELOPE_DRAIN_NOTICE_SECONDS for a load balancer polling /readyz to notice;
+# then committed events are delivered and every socket closes with 1012; all
+# within ENVELOPE_DRAIN_SECONDS (systemd's TimeoutStopSec must be above it).
+ENVELOPE_DRAIN_SECONDS = float(os.environ.get("ENVELOPE_DRAIN_SECONDS", "10"))
+ENVELOPE_DRAIN_NOTICE_SECONDS = float(os.environ.get("ENVELOPE_DRAIN_NOTICE_SECONDS", "0"))
+if not 0 <= ENVELOPE_DRAIN_NOTICE_SECONDS < ENVELOPE_DRAIN_SECONDS:
+    raise ImproperlyConfigured(
+        "ENVELOPE_DRAIN_NOTICE_SECONDS must be at least 0 and below ENVELOPE_DRAIN_SECONDS"
+    )
+# Probes speak plain HTTP to the process: no redirect to HTTPS for them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
 # --- I18N, static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -251,7 +301,8 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic puts the files nginx serves at /static/ (deploy/nginx/).
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
 # Serve straight from static/ too, so `runserver`, tests and a daphne started
 # without collectstatic all work; production runs collectstatic (README).
 WHITENOISE_USE_FINDERS = True
@@ -317,13 +368,5 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
     "usb": [],
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.channels.server": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
-    },
-}
+# Plain text, or one JSON object per line with LOG_FORMAT=json (config.logs).
+LOGGING = logging_config(os.environ.get("LOG_FORMAT", "text"), os.environ.get("LOG_LEVEL", "INFO"))

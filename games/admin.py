@@ -22,8 +22,10 @@ from django.db.models import Count, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import formats, timezone
 
 from games import errors, selectors, services
+from games.admin_import import import_urls
 from games.models import (
     PICKABLE_STATUSES,
     Category,
@@ -163,6 +165,10 @@ class CeremonyAdmin(ServiceWritesMixin, admin.ModelAdmin):
     date_hierarchy = "date"
     inlines = [CategoryInline]
 
+    def get_urls(self) -> list[Any]:
+        # "Import from Wikipedia" (games.admin_import), linked from the list's tools.
+        return [*import_urls(self), *super().get_urls()]
+
     def save_model(
         self, request: HttpRequest, obj: Ceremony, form: forms.ModelForm, change: bool
     ) -> None:
@@ -278,13 +284,25 @@ class CategoryAdminForm(forms.ModelForm):
 @admin.register(Category)
 class CategoryAdmin(ServiceWritesMixin, admin.ModelAdmin):
     form = CategoryAdminForm
-    list_display = ("name", "ceremony", "order", "points", "winner", "revealed_at")
+    # The winner's title and a short time: the full credit line and date
+    # pushed "Revealed at" out of view on a laptop screen.
+    list_display = ("name", "ceremony", "order", "points", "winner_title", "revealed")
     list_display_links = ("name",)
     list_filter = ("ceremony", RevealedFilter)
     list_select_related = ("ceremony", "winner")
     search_fields = ("name", "ceremony__name", "nominations__title")
     inlines = [NominationInline]
     actions = ["undo_winner"]
+
+    @admin.display(description="Winner", ordering="winner__title")
+    def winner_title(self, obj: Category) -> str:
+        return obj.winner.title if obj.winner else "-"
+
+    @admin.display(description="Revealed at", ordering="revealed_at")
+    def revealed(self, obj: Category) -> str:
+        if obj.revealed_at is None:
+            return "-"
+        return formats.date_format(timezone.localtime(obj.revealed_at), "M j, H:i")
 
     def get_fields(self, request: HttpRequest, obj: Category | None = None) -> list[str]:
         fields = list(super().get_fields(request, obj))

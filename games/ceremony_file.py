@@ -34,7 +34,12 @@ class CeremonyFileError(ValueError):
 def parse_ceremony(raw: bytes | str) -> dict[str, Any]:
     """Validate a ceremony document and return it normalised for
     `games.services.ceremony_create(data=...)`."""
-    document = _load_json(raw)
+    return validate_ceremony(_load_json(raw))
+
+
+def validate_ceremony(document: Any) -> dict[str, Any]:
+    """`parse_ceremony` for a document already decoded from JSON (an API
+    body's `ceremony` object, a ceremony read from a Wikipedia page)."""
     if not isinstance(document, dict):
         raise CeremonyFileError("", "must be a JSON object")
     # Checked in document order, so the first problem reported is the first in the file.
@@ -48,6 +53,11 @@ def parse_ceremony(raw: bytes | str) -> dict[str, Any]:
             _category(category, f"categories[{index}]") for index, category in enumerate(categories)
         ],
     }
+
+
+def ceremony_document(data: dict[str, Any]) -> dict[str, Any]:
+    """Validated data back in the file's JSON shape (the date as YYYY-MM-DD)."""
+    return {**data, "date": data["date"].isoformat() if data["date"] else None}
 
 
 def _load_json(raw: bytes | str) -> Any:

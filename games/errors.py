@@ -63,3 +63,11 @@ class InvalidTransition(DomainError):
 
 class ValidationFailed(DomainError):
     code, status, default_message = "VALIDATION_ERROR", 400, "Invalid input."
+
+
+class ImportInvalid(DomainError):
+    code, status, default_message = (
+        "IMPORT_INVALID",
+        400,
+        "The ceremony could not be imported.",
+    )

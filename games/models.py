@@ -22,6 +22,7 @@ class Ceremony(models.Model):
 
     class Meta:
         ordering = ["-date", "id"]
+        verbose_name_plural = "ceremonies"
         constraints = [
             # Re-importing the same ceremony file is an error, not a duplicate.
             models.UniqueConstraint(fields=["name", "date"], name="ceremony_unique_name_date"),

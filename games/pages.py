@@ -20,7 +20,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from games import errors, selectors
 from games.formatting import iso_utc
-from games.models import Ceremony, Game
+from games.models import Game
+from games.selectors import CeremonyStage
 from games.serializers import category_json
 from games.services import game_lock_if_due
 from games.standings import game_board
@@ -94,18 +95,41 @@ def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return render(request, "pages/signin.html", {"next": _safe_next(request)})
     games = selectors.user_games(user_id=request.user.pk).select_related("ceremony")
-    ceremonies = Ceremony.objects.all()
+    ceremonies = [_ceremony_choice(c) for c in selectors.ceremonies_progress()]
+    # Preselect one a new game can still be played on: upcoming first.
+    playable = [c for c in ceremonies if c["stage"] != CeremonyStage.OVER]
+    upcoming = [c for c in playable if c["stage"] == CeremonyStage.UPCOMING]
+    default = (upcoming or playable or [None])[0]
     return render(
         request,
         "pages/home.html",
         {
             "games": games,
-            "data": {
-                "me": _me(request),
-                "ceremonies": [{"id": c.pk, "name": c.name} for c in ceremonies],
-            },
+            "ceremonies": ceremonies,
+            "default_ceremony": default,
+            "data": {"me": _me(request), "ceremonies": ceremonies},
         },
     )
+
+
+def _ceremony_choice(progress: selectors.CeremonyProgress) -> dict[str, Any]:
+    """A ceremony in the create form: its stage decides whether a new game
+    takes picks (upcoming), starts live (begun) or is refused (over)."""
+    stage = progress.stage
+    if stage == CeremonyStage.UPCOMING:
+        label = "upcoming"
+    elif stage == CeremonyStage.BEGUN:
+        label = f"{progress.revealed_count} of {progress.category_count} revealed"
+    else:
+        label = "over"
+    return {
+        "id": progress.id,
+        "name": progress.name,
+        "stage": str(stage),
+        "label": label,
+        "revealedCount": progress.revealed_count,
+        "categoryCount": progress.category_count,
+    }
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -118,9 +142,20 @@ def _safe_next(request: HttpRequest) -> str:
 
 @ensure_csrf_cookie
 def join(request: HttpRequest, code: str) -> HttpResponse:
-    if not request.user.is_authenticated:
-        return render(request, "pages/signin.html", {"next": f"/join/{quote(code)}", "code": code})
-    return render(request, "pages/join.html", {"code": code, "data": {"accessCode": code}})
+    # Signed out: join as a guest (name + PIN), or sign in / register and
+    # come back here. Signed in: the page joins at once. The code is not
+    # looked up here, so the page tells nobody which codes exist.
+    signed_in = request.user.is_authenticated
+    return render(
+        request,
+        "pages/join.html",
+        {
+            "code": code,
+            "signed_in": signed_in,
+            "next": f"/join/{quote(code)}",
+            "data": {"accessCode": code},
+        },
+    )
 
 
 @login_required
@@ -173,7 +208,8 @@ def host(request: HttpRequest, game_id: int) -> HttpResponse:
         return _error_page(
             request, 403, "Hosts only", "Only the host of this game and staff can open this page."
         )
-    join_url = request.build_absolute_uri(f"/join/{game.access_code}")
+    join_base = request.build_absolute_uri("/join/")
+    join_url = f"{join_base}{game.access_code}"
     # segno renders the SVG from the URL alone; nothing user-written reaches it.
     qr_svg = mark_safe(segno.make(join_url, error="m").svg_inline(scale=5, dark="#0b1633"))
     data = {
@@ -187,5 +223,12 @@ def host(request: HttpRequest, game_id: int) -> HttpResponse:
     return render(
         request,
         "pages/host.html",
-        {"game": game, "data": data, "join_url": join_url, "qr_svg": qr_svg, "is_host": is_host},
+        {
+            "game": game,
+            "data": data,
+            "join_url": join_url,
+            "join_base": join_base,
+            "qr_svg": qr_svg,
+            "is_host": is_host,
+        },
     )

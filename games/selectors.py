@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
@@ -41,6 +43,51 @@ def ceremony_last_revealed(*, ceremony_id: int) -> dict[str, Any] | None:
     if category is None:
         return None
     return last_revealed_json(category=category, winner=category.winner)
+
+
+# --- how far a ceremony has got ----------------------------------------------------
+
+
+class CeremonyStage(StrEnum):
+    UPCOMING = "upcoming"  # nothing revealed: new games take picks
+    BEGUN = "begun"  # some categories revealed: new games start LIVE (watch only)
+    OVER = "over"  # every category revealed: no new game
+
+
+@dataclass(frozen=True, slots=True)
+class CeremonyProgress:
+    id: int
+    name: str
+    category_count: int
+    revealed_count: int
+
+    @property
+    def stage(self) -> CeremonyStage:
+        if self.revealed_count == 0:
+            return CeremonyStage.UPCOMING
+        if self.revealed_count >= self.category_count:
+            return CeremonyStage.OVER
+        return CeremonyStage.BEGUN
+
+
+def _ceremonies_progress(ceremonies: QuerySet[Ceremony]) -> list[CeremonyProgress]:
+    rows = ceremonies.annotate(
+        category_count=Count("categories"),
+        revealed_count=Count("categories", filter=Q(categories__winner__isnull=False)),
+    ).values_list("pk", "name", "category_count", "revealed_count")
+    return [CeremonyProgress(*row) for row in rows]
+
+
+def ceremonies_progress() -> list[CeremonyProgress]:
+    """Every ceremony with how far it has got (the home page's create form), one query."""
+    return _ceremonies_progress(Ceremony.objects.all())
+
+
+def ceremony_progress(*, ceremony_id: int) -> CeremonyProgress:
+    found = _ceremonies_progress(Ceremony.objects.filter(pk=ceremony_id))
+    if not found:
+        raise errors.NotFound("No ceremony with that id.")
+    return found[0]
 
 
 # --- API reads --------------------------------------------------------------------

@@ -32,8 +32,10 @@ from games.models import (
     new_access_code,
 )
 from games.selectors import (
+    CeremonyStage,
     ceremony_ballot_locked,
     ceremony_last_revealed,
+    ceremony_progress,
     game_is_participant,
     game_participant_count,
     last_revealed_json,
@@ -261,12 +263,27 @@ def normalize_access_code(code: str) -> str:
     return code.strip().upper()
 
 
+CEREMONY_OVER = (
+    "Every category of this ceremony is revealed: the night is over. "
+    "Choose a ceremony that is still to come."
+)
+
+
 @transaction.atomic
 def game_create(
     *, host: User, ceremony_id: int, name: str, picks_lock_at: datetime | None = None
 ) -> Game:
-    if not Ceremony.objects.filter(pk=ceremony_id).exists():
-        raise errors.NotFound("No ceremony with that id.")
+    """A game of the ceremony, `OPEN` — or `LIVE` (watch only) from the start
+    when the ceremony has begun or `picks_lock_at` has passed. A ceremony that
+    is over takes no new game (InvalidTransition)."""
+    # The ceremony's row lock orders this with reveals (they take it first),
+    # so a game never starts OPEN beside a reveal that just committed.
+    _locked_ceremony(ceremony_id)
+    progress = ceremony_progress(ceremony_id=ceremony_id)
+    if progress.stage == CeremonyStage.OVER:
+        raise errors.InvalidTransition(CEREMONY_OVER)
+    lock_passed = picks_lock_at is not None and picks_lock_at <= timezone.now()
+    begun = progress.stage == CeremonyStage.BEGUN or lock_passed
     for _ in range(10):
         try:
             with transaction.atomic():
@@ -276,7 +293,7 @@ def game_create(
                     name=name,
                     picks_lock_at=picks_lock_at,
                     access_code=new_access_code(),
-                    status=GameStatus.OPEN,
+                    status=GameStatus.LIVE if begun else GameStatus.OPEN,
                 )
             break
         except IntegrityError:  # access code collision: draw again

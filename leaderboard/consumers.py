@@ -30,6 +30,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from accounts.tickets import TicketClaim
+from config import logs, metrics
 from games.formatting import iso_utc
 from leaderboard import joining, reactions
 from leaderboard.auth import AUTH_UNAVAILABLE, active_users
@@ -93,6 +94,8 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     # Games this socket joined with `board: "top"` (leaderboard.top). Most
     # sockets have none: they share this empty class attribute.
     top_games: frozenset[int] = frozenset()
+    # Monotonic time of the connect, for the close's log line.
+    connected_at: float = 0.0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' AsyncConsumer.__call__ for a consumer without a channel of
@@ -136,6 +139,7 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         self.games: dict[int, int] = {}
         # game id → hub messages held back while that game's join is answered
         self.joining: dict[int, list[dict[str, Any]]] = {}
+        self.connected_at = time.monotonic()
         self.hub = get_hub()
         # daphne's one-frame-many-sockets write, when the server offers it.
         self.prepared_send = self.scope.get("extensions", {}).get(PREPARED_SEND)
@@ -163,6 +167,8 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
                 await self._close_unavailable(error)
                 return
         if isinstance(user, str):
+            metrics.socket_connect(CLOSE_UNAUTHENTICATED)
+            logs.socket_event("refuse", socket_id=self.socket_id, code=CLOSE_UNAUTHENTICATED)
             await self._close_unauthenticated(*_CONNECT_REFUSALS[user])
             return
         self.user_id, self.name = user
@@ -174,10 +180,21 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         self.flood = FloodGuard(limit=FLOOD_LIMIT, window=FLOOD_WINDOW, clock=self.clock)
         await self.hub.follow_user(self.user_id, self)
         await self._send({"type": "hello", "userId": self.user_id, "serverTime": _now()})
+        metrics.socket_connect(None)
+        logs.socket_event("connect", socket_id=self.socket_id, user_id=self.user_id)
 
     async def disconnect(self, code: int) -> None:
         # Never raises: one failed cleanup step must not skip the others.
         self.closed = True
+        metrics.socket_closed(code)
+        logs.socket_event(
+            "close",
+            socket_id=getattr(self, "socket_id", None),
+            user_id=self.user_id,
+            code=code,
+            games=len(getattr(self, "games", ())),
+            duration_s=round(time.monotonic() - self.connected_at, 3),
+        )
         for game_id in list(getattr(self, "games", {})):
             await joining.leave_game(self, game_id)
         if self.user_id is not None:
@@ -193,8 +210,12 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         in the log, no traceback: an outage refuses every connect, and a
         traceback per socket would bury the log."""
         reason = " ".join(str(error).split())[:200]
+        metrics.socket_connect(CLOSE_TRY_AGAIN_LATER)
         logger.warning(
-            "connect refused, a service is unreachable: %s: %s", type(error).__name__, reason
+            "connect refused, a service is unreachable: %s: %s",
+            type(error).__name__,
+            reason,
+            extra={"event": "refuse", "socket_id": self.socket_id, "code": CLOSE_TRY_AGAIN_LATER},
         )
         await self._send(
             error_frame(
@@ -268,7 +289,13 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     async def _join(self, message: Inbound) -> None:
         refusal = await joining.join_game(self, message)
         if refusal is None:
+            metrics.joined()
+            logs.socket_event("join", socket_id=self.socket_id, game_id=message.game_id)
             return  # answered: `joined`, and the replay
+        metrics.join_refused(refusal.code)
+        logs.socket_event(
+            "join_refused", socket_id=self.socket_id, game_id=message.game_id, code=refusal.code
+        )
         if refusal.code == "USER_NOT_FOUND":
             await self._close_unauthenticated(refusal.code, "That account is no longer active.")
             return
@@ -286,6 +313,8 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
             await self._not_joined(message)
             return
         await joining.leave_game(self, game_id)
+        metrics.left()
+        logs.socket_event("leave", socket_id=self.socket_id, game_id=game_id)
         await self._send({"type": "left", "gameId": game_id}, ref=message.ref)
 
     async def _reaction(self, message: Inbound) -> None:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from config import metrics
 from games.event_log import RecordedEvent
 from leaderboard.protocol import encode
 
@@ -74,6 +76,7 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
     except Exception as error:
         # The write that caused it has committed and must stand; every
         # process catches up from the event log (leaderboard.recovery).
+        metrics.channel_layer_error("send")
         logger.warning("channel layer send to %s failed: %r", group, error)
 
 
@@ -85,8 +88,13 @@ def publish_game_events(events: Iterable[RecordedEvent]) -> None:
         by_ceremony.setdefault(e.ceremony_id, []).append(
             (e.game_id, e.seq, e.text, _removed_user(e.type, e.payload))
         )
+    # After commit: each process times a reveal from here to its last write.
+    committed_at = time.time()
     for ceremony_id, wire_events in by_ceremony.items():
-        _send_soon(ceremony_group(ceremony_id), {"type": "game.events", "events": wire_events})
+        _send_soon(
+            ceremony_group(ceremony_id),
+            {"type": "game.events", "events": wire_events, "committed_at": committed_at},
+        )
 
 
 # --- the outbox: sends from request threads without holding up the request -------
@@ -106,9 +114,18 @@ async def send_outbox() -> None:
         while True:
             group, message = await queue.get()
             await _agroup_send(group, message)
+            queue.task_done()  # for outbox_flushed
     finally:
         if _outbox is mine:
             _outbox = None
+
+
+async def outbox_flushed() -> None:
+    """Until every message queued so far was handed to the channel layer
+    (the drain, leaderboard.process_jobs)."""
+    outbox = _outbox
+    if outbox is not None and outbox[0] is _running_loop():
+        await outbox[1].join()
 
 
 def _send_soon(group: str, message: dict[str, Any]) -> None:
@@ -153,6 +170,7 @@ async def _agroup_send(group: str, message: dict[str, Any]) -> None:
     except Exception as error:
         # Game events are caught up from the event log; presence diffs and
         # reactions are ephemeral. A lost one must not break what sent it.
+        metrics.channel_layer_error("send")
         logger.warning("channel layer send to %s failed: %r", group, error)
 
 

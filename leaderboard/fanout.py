@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from channels.consumer import get_handler_name
 from channels.layers import get_channel_layer
 
+from config import logs, metrics
 from leaderboard import events, recovery
 from leaderboard.reactions import ReactionPacer
 
@@ -217,6 +218,7 @@ class Hub:
             except Exception:
                 if self._closing:
                     return  # redis-py may turn our cancellation into an error
+                metrics.channel_layer_error("receive")
                 logger.warning("channel layer receive failed; rejoining its groups")
                 await self._rejoin_groups()
                 # Whatever was sent while we could not hear it is in the log.
@@ -237,6 +239,7 @@ class Hub:
             for group in groups:
                 await self.layer.group_add(group, self.channel)
         except Exception:
+            metrics.channel_layer_error("group")
             if not self._layer_failing:
                 logger.warning("channel layer unreachable; delivering from the event log")
             self._layer_failing = True
@@ -252,15 +255,18 @@ class Hub:
     async def dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "game.events":
-            written = 0
+            written = total = 0
             for game_id, seq, text, removed in message["events"]:
                 if game_id in self.games:
-                    written += await self._deliver_event(game_id, seq, text, removed)
+                    count = await self._deliver_event(game_id, seq, text, removed)
+                    written, total = written + count, total + count
                     if written >= YIELD_EVERY:
                         # A reveal of a thousand small parties: let the
                         # server flush between games, as within a big one.
                         written = 0
                         await asyncio.sleep(0)
+            if total:
+                _delivered(message, total)
             return
         if kind == "game.broadcasts":
             # Frames without seq of many games (presence diffs of a window).
@@ -311,9 +317,14 @@ class Hub:
                 # byte leaves before the loop turns, and the first sockets
                 # would otherwise wait for the last one to be handled.
                 await asyncio.sleep(0)
+        metrics.handed_out(message, len(targets))  # once per hand-out, not per socket
         return len(targets)
 
     # --- recovery -------------------------------------------------------------------
+
+    async def catch_up_now(self) -> None:
+        """Replay at once what every followed game's sockets miss (the drain)."""
+        await self._replay_missed(set(self.games))
 
     def catch_up(self, game_id: int | None = None) -> None:
         """Replay from the event log what this game's (None: every game's)
@@ -357,6 +368,7 @@ class Hub:
             if game_id in self.games and seq > self.latest.get(game_id, 0):
                 self.latest[game_id] = seq
         previous: int | None = None
+        replayed = 0
         for event in missed.events:
             if event.payload is None:
                 continue  # written by an old version and never rendered: skipped as pruned
@@ -367,7 +379,11 @@ class Hub:
             wire = events.wire_event(
                 game_id=event.game_id, seq=event.seq, type_=event.type, payload=event.payload
             )
-            await self._deliver_event(*wire, resync=first and event.seq > after[event.game_id] + 1)
+            if await self._deliver_event(
+                *wire, resync=first and event.seq > after[event.game_id] + 1
+            ):
+                replayed += 1
+        metrics.events_replayed(replayed)
 
     async def _close_signed_out(self) -> None:
         since: dict[int, float] = {}
@@ -384,6 +400,25 @@ class Hub:
             for follower in list(self.users.get(user_id, ())):
                 if follower.auth_at <= at:
                     await follower.user_signed_out({"type": "user.signed_out", "user_id": user_id})
+
+
+def _delivered(message: dict[str, Any], frames: int) -> None:
+    """A reveal (a message with a `leaderboard:update`: one event per game of
+    the ceremony) written out by this process: one log line and one
+    histogram sample, commit to last write. Other events are not timed."""
+    board = next(
+        (e for e in message["events"] if metrics.frame_type(e[2]) == "leaderboard:update"), None
+    )
+    if board is None:
+        return
+    elapsed = metrics.events_delivered(message.get("committed_at"))
+    logs.reveal_delivered(
+        game_id=board[0],
+        seq=board[1],
+        events=len(message["events"]),
+        frames=frames,
+        commit_to_last_write_ms=None if elapsed is None else round(elapsed * 1000, 1),
+    )
 
 
 async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:

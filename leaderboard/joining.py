@@ -129,10 +129,12 @@ _join_check_batcher: Batcher[tuple[int, int], int | str] = Batcher(on_db_threads
 _snapshot_batcher: Batcher[SnapshotRequest, Snapshot] = Batcher(on_db_threads(join_snapshots))
 
 
-async def _snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[int]) -> Snapshot:
+async def _snapshot(
+    *, game_id: int, last_seq: int | None, online_user_ids: list[int], online_count: int
+) -> Snapshot:
     """The join's snapshot (snapshots.join_snapshot), read in one batch with
     the other joins asking meanwhile."""
-    return await _snapshot_batcher.ask((game_id, last_seq, online_user_ids))
+    return await _snapshot_batcher.ask((game_id, last_seq, online_user_ids, online_count))
 
 
 async def join_game(socket: JoiningSocket, message: Inbound) -> Refusal | None:
@@ -172,8 +174,13 @@ async def _follow(socket: JoiningSocket, message: Inbound, *, ceremony_id: int) 
         else:
             online = await store.online(game_id=game_id)
         try:
+            # `online` is sorted: the listed users are the lowest ids, a list
+            # that barely changes during a burst (its text is encoded once).
             snapshot = await _snapshot(
-                game_id=game_id, last_seq=message.last_seq, online_user_ids=online
+                game_id=game_id,
+                last_seq=message.last_seq,
+                online_user_ids=presence.listed(online),
+                online_count=len(online),
             )
         except Game.DoesNotExist:
             await _undo_follow(socket, game_id)

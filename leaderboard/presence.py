@@ -21,11 +21,12 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from config import metrics
 from leaderboard.batching import Batcher
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,19 @@ class SharedRead:
                 result.set_result(task.result())
 
         loop.create_task(self._read(key)).add_done_callback(done)
+
+
+T = TypeVar("T")
+
+
+def listed(users: list[T]) -> list[T]:
+    """The users a frame names: at most ENVELOPE_ONLINE_LIST_LIMIT of them.
+
+    A frame that named everyone made a burst of N joins cost O(N²) bytes (each
+    `joined` and each diff listing up to N names); `onlineCount` beside the
+    list is always the whole count.
+    """
+    return users[: settings.ENVELOPE_ONLINE_LIST_LIMIT]
 
 
 class PresenceStore(Protocol):
@@ -447,11 +461,16 @@ class DiffBatcher:
                 {
                     "type": "presence:diff",
                     "gameId": game_id,
-                    "joins": [{"userId": u, "name": n} for u, n in users.items() if u in here],
-                    "leaves": [{"userId": u, "name": n} for u, n in users.items() if u not in here],
+                    "joins": listed(
+                        [{"userId": u, "name": n} for u, n in users.items() if u in here]
+                    ),
+                    "leaves": listed(
+                        [{"userId": u, "name": n} for u, n in users.items() if u not in here]
+                    ),
                     "onlineCount": len(here),
                 }
             )
+        metrics.presence_batch()
         await events.send_presence_diffs(diffs)
 
 

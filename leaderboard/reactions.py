@@ -21,6 +21,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from config import metrics
 from games.models import Game
 from games.standings import game_standings
 from leaderboard import events
@@ -95,6 +96,7 @@ class ReactionBatcher:
         reactions = self._pending.pop(game_id, [])
         self._flushers.pop(game_id, None)
         if reactions:
+            metrics.reaction_batch()
             await events.send_reactions(game_id=game_id, reactions=reactions)
 
 

@@ -99,17 +99,20 @@ def _board(game: Game) -> tuple[Game, _Board]:
     return game, cached
 
 
-def join_snapshot(*, game_id: int, last_seq: int | None, online_user_ids: list[int]) -> Snapshot:
+def join_snapshot(
+    *, game_id: int, last_seq: int | None, online_user_ids: list[int], online_count: int
+) -> Snapshot:
     """The `joined` frame at the game's current seq, and the events to replay
     after it (empty unless `last_seq` was given and all its successors are kept).
 
     Raises Game.DoesNotExist if the game vanished since the participant check.
     """
-    return _snapshot_of(Game.objects.get(pk=game_id), last_seq, online_user_ids)
+    return _snapshot_of(Game.objects.get(pk=game_id), last_seq, online_user_ids, online_count)
 
 
-# A request for `join_snapshots`: (game id, last seq, online user ids).
-SnapshotRequest = tuple[int, "int | None", list[int]]
+# A request for `join_snapshots`: (game id, last seq, the online users to
+# list, how many are online).
+SnapshotRequest = tuple[int, "int | None", list[int], int]
 
 
 def join_snapshots(requests: list[SnapshotRequest]) -> list[Snapshot | Exception]:
@@ -117,10 +120,10 @@ def join_snapshots(requests: list[SnapshotRequest]) -> list[Snapshot | Exception
     `online` text encoded once per game and list of users, whatever the
     number of sockets joining with them. Each answer is a Snapshot or the
     Game.DoesNotExist to raise in that join."""
-    games = Game.objects.in_bulk({game_id for game_id, _, _ in requests})
+    games = Game.objects.in_bulk({game_id for game_id, *_ in requests})
     online_texts: dict[tuple[int, tuple[int, ...]], str] = {}
     answers: list[Snapshot | Exception] = []
-    for game_id, last_seq, online_user_ids in requests:
+    for game_id, last_seq, online_user_ids, online_count in requests:
         game = games.get(game_id)
         if game is None:
             answers.append(Game.DoesNotExist(f"game {game_id} vanished"))
@@ -129,12 +132,17 @@ def join_snapshots(requests: list[SnapshotRequest]) -> list[Snapshot | Exception
         text = online_texts.get(key)
         if text is None:
             text = online_texts[key] = online_text(game_id=game_id, user_ids=online_user_ids)
-        answers.append(_snapshot_of(game, last_seq, online_user_ids, online=text))
+        answers.append(_snapshot_of(game, last_seq, online_user_ids, online_count, online=text))
     return answers
 
 
 def _snapshot_of(
-    game: Game, last_seq: int | None, online_user_ids: list[int], *, online: str | None = None
+    game: Game,
+    last_seq: int | None,
+    online_user_ids: list[int],
+    online_count: int,
+    *,
+    online: str | None = None,
 ) -> Snapshot:
     game, board = _board(game)
     replay = None
@@ -151,6 +159,7 @@ def _snapshot_of(
             "completedAt": iso_utc(game.completed_at),
             "participantCount": board.participant_count,
         },
+        "onlineCount": online_count,
     }
     return Snapshot(
         frame=frame,

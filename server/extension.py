@@ -41,6 +41,22 @@ def shutdown_hooks() -> list[ShutdownHook]:
     return list(_shutdown_hooks)
 
 
+# Set by our server when it is told to stop, before the hooks run: from then
+# on it refuses WebSocket upgrades (503) and the application's readiness
+# answers 503 (config/health.py), while open sockets and requests finish.
+_draining = False
+
+
+def start_draining() -> None:
+    global _draining
+    _draining = True
+
+
+def draining() -> bool:
+    """True once the server was told to stop (docs/operations.md, "Drain")."""
+    return _draining
+
+
 class PreparedSend(Protocol):
     """`scope["extensions"][EXTENSION]`: bound to one WebSocket connection."""
 

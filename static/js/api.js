@@ -44,13 +44,45 @@
     }
     if (!response.ok) {
       const error = (data && data.error) || {};
-      throw new ApiError(
-        response.status,
-        error.code || "HTTP_" + response.status,
-        error.message || "Something went wrong (" + response.status + ")."
-      );
+      const code = error.code || "HTTP_" + response.status;
+      let message = error.message || "Something went wrong (" + response.status + ").";
+      if (code === "VALIDATION_ERROR") message = humanValidation(message);
+      throw new ApiError(response.status, code, message);
     }
     return data;
+  }
+
+  // The API names the field for scripts ("password: This password is too
+  // short."); people read the label they typed into instead.
+  const FIELD_LABELS = {
+    username: "Username",
+    password: "Password",
+    displayName: "Display name",
+    name: "Game name",
+    ceremonyId: "Ceremony",
+    picksLockAt: "Picks lock time",
+    accessCode: "Access code",
+    nominationId: "Nominee",
+    status: "Status",
+    pin: "PIN",
+  };
+
+  function fieldLabel(path) {
+    const field = path.split(".").pop();
+    if (FIELD_LABELS[field]) return FIELD_LABELS[field];
+    // someField / some_field -> "Some field"
+    const words = field.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
+
+  function humanValidation(message) {
+    return message
+      .split("; ")
+      .map((part) => {
+        const match = /^([A-Za-z_][\w.]*): (.*)$/s.exec(part);
+        return match ? fieldLabel(match[1]) + ": " + match[2] : part;
+      })
+      .join(" ");
   }
 
   function initialData() {
@@ -101,11 +133,45 @@
     node.className = "status status-" + String(status).toLowerCase();
   }
 
+  // The socket's state, worded as a connection (not as the game's status,
+  // which has its own chip beside it).
   function setConnection(node, state) {
     if (!node) return;
-    const labels = { live: "Live", connecting: "Connecting…", offline: "Offline" };
+    if (state === "live") node.dataset.wasConnected = "1";
+    const again = node.dataset.wasConnected === "1";
+    const labels = {
+      live: "Connected",
+      connecting: again ? "Reconnecting…" : "Connecting…",
+      offline: "Offline",
+    };
     node.setAttribute("data-connection", state);
     node.textContent = labels[state] || state;
+    node.title = state === "live" ? "Connected: the board updates live" : "Connection: " + node.textContent;
+  }
+
+  // A sideways strip (the category pills) that is wider than the screen says
+  // so: `data-more` on its scroller ("left", "right") shows a fade and an
+  // arrow button at each edge with more. Returns the check, for the caller
+  // to run after it changes the strip's content.
+  function scrollHint(scroller) {
+    const strip = scroller && scroller.querySelector("[data-pills]");
+    if (!strip) return () => {};
+    const update = () => {
+      const more = [];
+      if (strip.scrollLeft > 1) more.push("left");
+      if (strip.scrollLeft + strip.clientWidth < strip.scrollWidth - 1) more.push("right");
+      const value = more.join(" ");
+      if (scroller.getAttribute("data-more") !== value) scroller.setAttribute("data-more", value);
+    };
+    strip.addEventListener("scroll", update, { passive: true });
+    new ResizeObserver(update).observe(strip);
+    for (const button of scroller.querySelectorAll("[data-pills-more]")) {
+      button.addEventListener("click", () => {
+        const direction = button.getAttribute("data-pills-more") === "left" ? -1 : 1;
+        strip.scrollBy({ left: direction * strip.clientWidth * 0.8 });
+      });
+    }
+    return update;
   }
 
   document.addEventListener("click", async (event) => {
@@ -130,5 +196,7 @@
     picksOpen,
     setStatusChip,
     setConnection,
+    humanValidation,
+    scrollHint,
   };
 })();

@@ -70,6 +70,25 @@
 
   const createForm = document.getElementById("create-form");
   if (createForm) {
+    // A game on a ceremony that has begun starts live (watch only): say so
+    // before the host creates it, not after.
+    const select = createForm.querySelector("[data-ceremony-select]");
+    const warning = createForm.querySelector("[data-create-warning]");
+    const ceremonies = new Map((env.initialData().ceremonies || []).map((c) => [String(c.id), c]));
+    const showStage = () => {
+      const ceremony = ceremonies.get(select.value);
+      const begun = Boolean(ceremony && ceremony.stage === "begun");
+      warning.hidden = !begun;
+      if (begun) {
+        warning.textContent =
+          "This ceremony has begun (" + ceremony.label + "): a new game on it starts live. " +
+          "Players can join to watch the board, but nobody can pick any more.";
+      }
+    };
+    if (select && warning) {
+      select.addEventListener("change", showStage);
+      showStage();
+    }
     handle(createForm, async (values) => {
       if (!values.ceremonyId) throw new Error("Import a ceremony first (manage.py import_ceremony).");
       if (!values.name) throw new Error("Give your game a name.");

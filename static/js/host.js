@@ -27,6 +27,7 @@
     actions: $("[data-host-actions]"),
     error: $("[data-form-error]"),
   };
+  const pillsHint = env.scrollHint($("[data-pills-scroller]"));
 
   function showError(message) {
     nodes.error.textContent = message || "";
@@ -53,6 +54,7 @@
       });
       nodes.pills.append(pill);
     });
+    pillsHint();
   }
 
   function button(label, className, onClick) {

@@ -6,6 +6,11 @@
 // moves; offscreen rows skip layout and paint (CSS content-visibility).
 // FLIP: rows have one fixed height, so old and new positions come from their
 // indexes, no layout reads; only rows near the viewport are animated.
+//
+// TV (`?tv=1`): nobody touches the screen, so every ranked player must be
+// seen without scrolling. Rows shrink to fit when they can (down to a
+// readable minimum); beyond that the board shows one screenful at a time and
+// turns the page by itself, `[data-tv-more]` saying how many are not shown.
 "use strict";
 
 (function () {
@@ -16,6 +21,13 @@
   const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
   const MAX_FLOATS = 40;
   const DELTA_MS = 3000;
+  const tv = document.body.classList.contains("tv");
+  // A TV row is at most TV_ROW_MAX_VH and at least TV_ROW_MIN_VH of the
+  // screen's height (the row's type scales with it), and a page stays up for
+  // TV_PAGE_MS before the next one.
+  const TV_ROW_MAX_VH = 7.2;
+  const TV_ROW_MIN_VH = 4.4;
+  const TV_PAGE_MS = 8000;
 
   const $ = (selector) => document.querySelector(selector);
   const nodes = {
@@ -34,6 +46,8 @@
     floats: $("[data-floats]"),
     announcer: $("[data-announcer]"),
     error: $("[data-live-error]"),
+    podiumWait: $("[data-podium-wait]"),
+    tvMore: $("[data-tv-more]"),
     reactions: Array.from(document.querySelectorAll("[data-reaction]")),
   };
 
@@ -57,7 +71,8 @@
   }
 
   function createRow(player) {
-    const li = env.el("div", player.userId === me.id ? "row me" : "row");
+    // On a TV the board belongs to the room, not to whoever signed it in.
+    const li = env.el("div", player.userId === me.id && !tv ? "row me" : "row");
     li.setAttribute("role", "listitem");
     li.setAttribute("data-player-row", "");
     li.setAttribute("data-user-id", String(player.userId));
@@ -73,7 +88,7 @@
     li.append(rank, avatar, name, correct, delta, score);
     return { el: li, rankEl: rank, avatarEl: avatar, nameEl: name, correctEl: correct,
       deltaEl: delta, scoreEl: score, rank: null, score: null, name: null, correct: null,
-      index: -1, generation: 0 };
+      index: -1, generation: 0, tvHidden: false };
   }
 
   // Rewrites the existing text node: cheaper than textContent, which
@@ -142,6 +157,7 @@
   }
 
   function visibleIndexRange() {
+    if (tv) return tvPageRange();
     // One read: the list's position; rows have a fixed height (CSS --row-h).
     const top = nodes.board.getBoundingClientRect().top;
     if (!rowHeight) {
@@ -173,7 +189,7 @@
       const slot = slots[slotIndex];
       const player = top[playerIndex];
       slot.classList.toggle("empty", !player);
-      slot.classList.toggle("me", Boolean(player && player.userId === me.id));
+      slot.classList.toggle("me", Boolean(player && player.userId === me.id && !tv));
       const [rank, avatar, name, score] = slot.children;
       if (!player) {
         rank.textContent = "";
@@ -188,7 +204,11 @@
       name.textContent = player.name;
       score.textContent = player.totalScore + " pts";
     });
-    nodes.podium.hidden = top.length === 0;
+    // Before anyone scores, everyone ties for first with 0 points: a podium
+    // of three "1st" would say nothing, so it waits for the first points.
+    const scored = top.length > 0 && top[0].totalScore > 0;
+    nodes.podium.hidden = !scored;
+    nodes.podiumWait.hidden = scored || top.length === 0;
   }
 
   function renderMeta(frame) {
@@ -275,6 +295,7 @@
     }
     reorder(next);
     for (let i = 0; i < next.length; i++) next[i].index = i;
+    if (tv) tvLayout(next);
     // FLIP, invert and play: start where the row was, transition to zero.
     if (moving.length) {
       for (const [row, shift] of moving) {
@@ -329,8 +350,9 @@
     nodes.watchers.textContent = "";
     const names = Array.from(online.values()).slice(0, 8);
     for (const name of names) nodes.watchers.append(env.el("span", "chip", name));
-    if (online.size > names.length) {
-      nodes.watchers.append(env.el("span", "chip", "+" + (online.size - names.length)));
+    // In a big game the server names only some watchers: "+N" counts the rest.
+    if (total > names.length) {
+      nodes.watchers.append(env.el("span", "chip", "+" + (total - names.length)));
     }
   }
 
@@ -367,7 +389,7 @@
         if (frame.leaderboard) applyUpdate(frame.leaderboard);
         online.clear();
         for (const user of frame.online || []) online.set(user.userId, user.name);
-        renderWatchers();
+        renderWatchers(frame.onlineCount);
         break;
       case "leaderboard:update":
         applyUpdate(frame);
@@ -404,8 +426,9 @@
     }
   }
 
-  function onState(state) {
-    connected = state === "live";
+  function onState(state, info) {
+    // Read-only while on Server-Sent Events (static/js/socket.js): no reactions.
+    connected = state === "live" && !(info && info.readOnly);
     env.setConnection(nodes.connection, state);
     setReactionsEnabled();
   }
@@ -420,8 +443,85 @@
   }
 
   addEventListener("resize", () => {
-    rowHeight = 0;
+    if (!tv) rowHeight = 0;
   });
+
+  // --- TV: fit or page ------------------------------------------------------
+
+  let tvOrder = []; // the rows in rank order, as last applied
+  let tvPageSize = 0;
+  let tvPage = 0;
+  let tvBoardHeight = -1;
+
+  function tvPageCount() {
+    return tvPageSize ? Math.max(1, Math.ceil(tvOrder.length / tvPageSize)) : 1;
+  }
+
+  function tvPageRange() {
+    const start = tvPage * tvPageSize;
+    return [start, start + tvPageSize - 1];
+  }
+
+  // Row height and page size for the board's height: all rows when they fit
+  // at the minimum height (as tall as allowed), else whole pages of rows.
+  function tvMeasure() {
+    const available = tvBoardHeight;
+    const count = Math.max(1, tvOrder.length);
+    const max = (TV_ROW_MAX_VH / 100) * innerHeight;
+    const min = (TV_ROW_MIN_VH / 100) * innerHeight;
+    const fits = Math.max(1, Math.floor(available / min));
+    tvPageSize = Math.min(count, fits);
+    rowHeight = Math.max(1, Math.floor(Math.min(max, available / tvPageSize)));
+    nodes.board.style.setProperty("--row-h", rowHeight + "px");
+  }
+
+  // Only rows whose page changed are touched: a page turn of 500 players
+  // writes the two pages' rows, not all of them.
+  function tvShowPage() {
+    const pages = tvPageCount();
+    if (tvPage >= pages) tvPage = 0;
+    const [start, end] = tvPageRange();
+    for (let i = 0; i < tvOrder.length; i++) {
+      const row = tvOrder[i];
+      const hide = i < start || i > end;
+      if (row.tvHidden !== hide) {
+        row.tvHidden = hide;
+        row.el.hidden = hide;
+      }
+    }
+    const shown = Math.max(0, Math.min(end, tvOrder.length - 1) - start + 1);
+    const more = tvOrder.length - shown;
+    nodes.tvMore.hidden = pages <= 1;
+    nodes.tvMore.textContent = pages <= 1
+      ? ""
+      : "+" + more + " more · page " + (tvPage + 1) + " of " + pages;
+    nodes.board.setAttribute("data-tv-page", String(tvPage + 1));
+  }
+
+  function tvLayout(order) {
+    tvOrder = order;
+    // Read once; after that the observer below keeps it, so an update
+    // forces no layout of its own.
+    if (tvBoardHeight < 0) tvBoardHeight = nodes.board.clientHeight;
+    tvMeasure();
+    tvShowPage();
+  }
+
+  if (tv) {
+    // The board's height changes when the banner appears, a note shows or
+    // the window resizes: re-fit then (before the next paint), and only then.
+    new ResizeObserver((entries) => {
+      const height = Math.round(entries[entries.length - 1].contentRect.height);
+      if (height === tvBoardHeight) return;
+      tvBoardHeight = height;
+      tvLayout(tvOrder);
+    }).observe(nodes.board);
+    setInterval(() => {
+      if (tvPageCount() <= 1) return;
+      tvPage = (tvPage + 1) % tvPageCount();
+      tvShowPage();
+    }, TV_PAGE_MS);
+  }
 
   setStatus(status);
   applyUpdate(data.leaderboard);

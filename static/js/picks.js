@@ -27,6 +27,7 @@
     saveState: $("[data-save-state]"),
     lockedNote: $("[data-locked-note]"),
   };
+  const pillsHint = env.scrollHint($("[data-pills-scroller]"));
 
   function lockPassed() {
     return game.picksLockAt !== null && Date.parse(game.picksLockAt) <= Date.now();
@@ -67,6 +68,7 @@
       nodes.pills.scrollLeft =
         current.offsetLeft - nodes.pills.clientWidth / 2 + current.offsetWidth / 2;
     }
+    pillsHint();
   }
 
   function renderCategory() {

@@ -114,10 +114,12 @@ def test_a_batch_of_snapshots_of_one_game_reads_its_row_once(monkeypatch):
     monkeypatch.setattr(snapshots, "_boards", {})
     game = GameFactory(ceremony=make_ceremony(categories=1), status=GameStatus.LIVE)
     players = [ParticipantFactory(game=game).user.pk for _ in range(10)]
-    snapshots.join_snapshot(game_id=game.pk, last_seq=None, online_user_ids=players)  # warm
-    requests = [(game.pk, None, players) for _ in range(10)]
+    snapshots.join_snapshot(
+        game_id=game.pk, last_seq=None, online_user_ids=players, online_count=10
+    )  # warm
+    requests = [(game.pk, None, players, 10) for _ in range(10)]
     with CaptureQueriesContext(connection) as queries:
-        answers = snapshots.join_snapshots([*requests, (game.pk + 1000, None, [])])
+        answers = snapshots.join_snapshots([*requests, (game.pk + 1000, None, [], 0)])
     assert len(queries) == 1
     assert len({answer.online_text for answer in answers[:10]}) == 1  # type: ignore[union-attr]
     assert isinstance(answers[-1], snapshots.Game.DoesNotExist)

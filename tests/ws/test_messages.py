@@ -65,6 +65,7 @@ async def test_join_replies_with_the_exact_joined_shape(hello, party):
             "lastRevealed": None,
             "timestamp": leaderboard["timestamp"],
         },
+        "onlineCount": 1,
         "online": [{"userId": party.player.pk, "name": "Player"}],
         "ref": "j1",
     }

@@ -12,6 +12,7 @@ from games.services import category_reveal
 from leaderboard import presence, reactions
 from leaderboard.fanout import get_hub
 from leaderboard.presence import TTL_SECONDS, MemoryPresence, SocketGames
+from tests.factories import ParticipantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -313,3 +314,32 @@ async def test_a_windows_diffs_of_many_games_leave_as_one_message_per_ceremony(
         [party.game.pk, other_game.pk]
     )
     assert await first.nothing() and await second.nothing()
+
+
+async def test_the_online_lists_are_capped_and_online_count_is_the_whole_count(
+    hello, party, settings, monkeypatch
+):
+    # A burst of N joins must not cost O(N²) bytes: each frame names at most
+    # ENVELOPE_ONLINE_LIST_LIMIT users (the lowest ids in `joined`).
+    settings.ENVELOPE_ONLINE_LIST_LIMIT = 2
+    guests = await database_sync_to_async(
+        lambda: [ParticipantFactory(game=party.game).user for _ in range(3)]
+    )()
+    watcher = await hello(party.host)
+    joined = await watcher.join(party.game.pk)
+    assert (joined["onlineCount"], len(joined["online"])) == (1, 1)
+    await watcher.recv_until("presence:diff")
+
+    sockets = [await hello(user) for user in (party.player, *guests)]
+    # One window long enough for the four joins to share a diff.
+    monkeypatch.setattr(presence, "diffs", presence.DiffBatcher(window=0.5))
+    await asyncio.gather(*(socket.join(party.game.pk) for socket in sockets))
+    diff = (await watcher.recv_until("presence:diff", wait=3))[-1]
+    assert (len(diff["joins"]), diff["onlineCount"]) == (2, 5), diff
+
+    late = await hello(party.outsider)
+    await database_sync_to_async(ParticipantFactory)(game=party.game, user=party.outsider)
+    joined = await late.join(party.game.pk)
+    lowest = sorted([party.host.pk, party.player.pk, *(user.pk for user in guests)])[:2]
+    assert [entry["userId"] for entry in joined["online"]] == lowest
+    assert joined["onlineCount"] == 6

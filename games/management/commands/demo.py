@@ -1,11 +1,16 @@
 """`manage.py demo`: a ready-to-try Oscars party (README, Configuration).
 
-Safe to run again: the ceremony, users and game are reused when present, and
-only missing picks are added, so a demo in progress is not reset.
+Safe to run again, and always leaves a night that can be played: the users
+are reused, and so are the ceremony and game while picks are still open
+(only missing picks are added, so a demo in progress is not reset). Once the
+demo ceremony has begun (a winner is revealed) or its game is locked, a run
+sets up a fresh copy of the ceremony, "… · demo night 2" (3, …), with a new
+game on it; earlier nights are kept as they are.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from argparse import ArgumentParser
 from pathlib import Path
@@ -16,10 +21,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import User
-from games import services
+from games import selectors, services
 from games.ceremony_file import parse_ceremony
 from games.errors import DomainError
-from games.models import Category, Ceremony, Game, GameStatus, Pick
+from games.models import PICKABLE_STATUSES, Category, Ceremony, Game, GameStatus, Pick
+from games.selectors import CeremonyStage
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "97th-academy-awards.json"
 GAME_NAME = "Oscars Night Demo"
@@ -61,7 +67,6 @@ class Command(BaseCommand):
 
     @transaction.atomic  # one commit (fast on SQLite); a failed run leaves nothing behind
     def handle(self, *args: Any, base_url: str, **options: Any) -> None:
-        ceremony = self._ceremony()
         usernames = [HOST_USERNAME, *(f"player{n}" for n in range(1, len(PLAYER_NAMES) + 1))]
         reused = list(
             User.objects.filter(username__in=usernames).values_list("username", flat=True)
@@ -75,7 +80,7 @@ class Command(BaseCommand):
             _user(f"player{number}", name, player_hash)
             for number, name in enumerate(PLAYER_NAMES, start=1)
         ]
-        game = self._game(ceremony, host)
+        game = self._playable_night(host)
         everyone = [host, *players]
         for user in players:
             self._join(game, user)
@@ -83,22 +88,39 @@ class Command(BaseCommand):
         game.refresh_from_db()
         self._print(base_url.rstrip("/"), game)
 
-    def _ceremony(self) -> Ceremony:
+    def _playable_night(self, host: User) -> Game:
+        """The demo ceremony and game where picks are still open: the newest
+        demo night not yet begun, else a fresh one."""
         data = parse_ceremony(FIXTURE.read_bytes())
-        existing = Ceremony.objects.filter(name=data["name"], date=data["date"]).first()
-        if existing is not None:
-            self.stderr.write(f"Reusing ceremony {existing.name!r} (id {existing.pk}).")
-            return existing
-        ceremony = services.ceremony_create(data=data)
-        self.stderr.write(f"Imported ceremony {ceremony.name!r} (id {ceremony.pk}).")
-        return ceremony
+        for night in itertools.count(1):
+            name = data["name"] if night == 1 else f"{data['name']} · demo night {night}"
+            ceremony = Ceremony.objects.filter(name=name, date=data["date"]).first()
+            if ceremony is None:
+                ceremony = services.ceremony_create(data={**data, "name": name})
+                self.stderr.write(f"Imported ceremony {ceremony.name!r} (id {ceremony.pk}).")
+                return self._new_game(ceremony, host)
+            progress = selectors.ceremony_progress(ceremony_id=ceremony.pk)
+            if progress.stage != CeremonyStage.UPCOMING:
+                self.stderr.write(
+                    f"Ceremony {name!r} has begun ({progress.revealed_count} of "
+                    f"{progress.category_count} revealed): kept as it is."
+                )
+                continue
+            game = Game.objects.filter(ceremony=ceremony, host=host, name=GAME_NAME).first()
+            if game is None:
+                self.stderr.write(f"Reusing ceremony {ceremony.name!r} (id {ceremony.pk}).")
+                return self._new_game(ceremony, host)
+            game = services.game_lock_if_due(game_id=game.pk, game=game)
+            if game.status in PICKABLE_STATUSES:
+                self.stderr.write(f"Reusing game {game.name!r} (id {game.pk}, {game.status}).")
+                return game
+            self.stderr.write(f"Game {game.name!r} (id {game.pk}) is {game.status}: kept as it is.")
+        raise AssertionError("unreachable: itertools.count never ends")  # pragma: no cover
 
-    def _game(self, ceremony: Ceremony, host: User) -> Game:
-        game = Game.objects.filter(ceremony=ceremony, host=host, name=GAME_NAME).first()
-        if game is not None:
-            self.stderr.write(f"Reusing game {game.name!r} (id {game.pk}, {game.status}).")
-            return game
-        return services.game_create(host=host, ceremony_id=ceremony.pk, name=GAME_NAME)
+    def _new_game(self, ceremony: Ceremony, host: User) -> Game:
+        game = services.game_create(host=host, ceremony_id=ceremony.pk, name=GAME_NAME)
+        self.stderr.write(f"Created game {game.name!r} (id {game.pk}).")
+        return game
 
     def _join(self, game: Game, user: User) -> None:
         try:
@@ -110,7 +132,7 @@ class Command(BaseCommand):
     def _pick(self, game: Game, users: list[User]) -> None:
         """Seeded random picks for every category a user has not picked yet."""
         game.refresh_from_db()
-        if game.status not in services.PICKABLE_STATUSES:
+        if game.status not in PICKABLE_STATUSES:
             self.stderr.write(f"Picks are locked ({game.status}); existing picks kept.")
             return
         categories = list(

@@ -1,0 +1,82 @@
+"""`manage.py import_wikipedia URL_OR_FILE [--preview]` (README, Configuration).
+
+Reads an Academy Awards ceremony page (fetched from Wikipedia, or wikitext
+saved in a file) into the ceremony file format (games.wikipedia). Like
+import_ceremony, standard output carries the new ceremony's id alone and
+every human message goes to standard error; with --preview standard output
+carries the ceremony's JSON instead and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
+
+from games import services
+from games.ceremony_file import ceremony_document
+from games.errors import DomainError
+from games.wikipedia import ceremony_from_url, ceremony_from_wikitext
+
+
+class Command(BaseCommand):
+    help = (
+        "Import an Academy Awards ceremony from its Wikipedia page "
+        "(https://<lang>.wikipedia.org/wiki/<Title>) or from a file of the page's "
+        "wikitext, and print the new ceremony's id on standard output. Winners marked "
+        "on the page are not revealed: the ceremony is imported with no winners, every "
+        "category worth 1 point. --preview prints the ceremony's JSON and writes nothing."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("source", help="a Wikipedia page URL, or the path of a wikitext file")
+        parser.add_argument(
+            "--preview", action="store_true", help="print the ceremony JSON; write nothing"
+        )
+
+    def handle(self, *args: Any, source: str, preview: bool, **options: Any) -> None:
+        try:
+            data = self._read(source)
+        except DomainError as exc:
+            raise CommandError(f"{source}: {exc.message}") from None
+        if preview:
+            self.stdout.write(json.dumps(ceremony_document(data), ensure_ascii=False, indent=2))
+            return
+        try:
+            ceremony = services.ceremony_create(data=data)
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
+        except IntegrityError:
+            # Another import of the same ceremony committed between check and insert.
+            raise CommandError(
+                f"A ceremony named {data['name']!r} on {data['date']} already exists."
+            ) from None
+        nominations = sum(len(category["nominations"]) for category in data["categories"])
+        self.stderr.write(
+            f"Imported {ceremony.name!r}: {len(data['categories'])} categories, "
+            f"{nominations} nominations, no winners.",
+            style_func=self.style.SUCCESS,
+        )
+        self.stdout.write(str(ceremony.pk))
+
+    def _read(self, source: str) -> dict[str, Any]:
+        if source.startswith(("http://", "https://")):
+            self.stderr.write(f"Fetching {source} …")
+            return ceremony_from_url(source)
+        path = Path(source)
+        try:
+            wikitext = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise CommandError(f"{source}: no such file") from None
+        except UnicodeDecodeError as exc:
+            raise CommandError(
+                f"{source}: not UTF-8 (invalid byte at offset {exc.start})"
+            ) from None
+        except OSError as exc:
+            raise CommandError(f"{source}: cannot be read ({exc.strerror})") from None
+        # A saved page is usually named after it: "96th_Academy_Awards.wikitext".
+        return ceremony_from_wikitext(wikitext, page_title=path.stem.replace("_", " "))
