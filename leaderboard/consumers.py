@@ -333,22 +333,10 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     # --- messages from the hub (handlers by Channels' naming of their type) ------------
 
     async def game_event(self, message: dict[str, Any]) -> None:
-        """`game.event`: a game's event, with its seq."""
-        if self.closed or joining.hold_back(self, message):
+        """`game.event`: a game's event, with its seq, sent in seq order."""
+        if self.closed or not joining.take_in_order(self, message):
             return
         game_id = message["game_id"]
-        last_seq = self.games.get(game_id)
-        if last_seq is None:
-            return  # not following it
-        seq = message["seq"]
-        if seq <= last_seq:
-            return  # already covered by the snapshot, the replay or a catch-up
-        if seq > last_seq + 1 and not message.get("resync"):
-            # Something between was lost on the way: the hub replays it from
-            # the event log, then this one, in order.
-            self.hub.catch_up(game_id)
-            return
-        self.games[game_id] = seq
         if message.get("removed") == self.user_id:
             await joining.leave_game(self, game_id)
             await self._send({"type": "game:removed", "gameId": game_id})

@@ -226,6 +226,31 @@ def hold_back(socket: JoiningSocket, message: dict[str, Any]) -> bool:
     return True
 
 
+def take_in_order(socket: JoiningSocket, message: dict[str, Any]) -> bool:
+    """Whether the hub's `game.event` message is the next one this socket
+    (or stream) must deliver; if so it now counts as delivered.
+
+    Held back while the game's join is answered; ignored when the game is
+    not followed or the seq is already covered (by the snapshot, the replay
+    or a catch-up). A gap means something between was lost on the way: the
+    hub replays it from the event log, then this one, in order.
+    """
+    if hold_back(socket, message):
+        return False
+    game_id = message["game_id"]
+    last_seq = socket.games.get(game_id)
+    if last_seq is None:
+        return False
+    seq = message["seq"]
+    if seq <= last_seq:
+        return False
+    if seq > last_seq + 1 and not message.get("resync"):
+        socket.hub.catch_up(game_id)
+        return False
+    socket.games[game_id] = seq
+    return True
+
+
 async def _undo_follow(socket: JoiningSocket, game_id: int) -> None:
     # Marked followed (at seq 0, unless it was already) so leave_game undoes
     # the hub's follow and the presence entry this join made.

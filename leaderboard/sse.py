@@ -280,20 +280,10 @@ class SseStream:
         await getattr(self, get_handler_name(message))(message)
 
     async def game_event(self, message: dict[str, Any]) -> None:
-        """`game.event`: the same seq filter as the socket's (leaderboard.consumers)."""
-        if self.closed or joining.hold_back(self, message):
+        """`game.event`: in seq order, as a socket's (joining.take_in_order)."""
+        if self.closed or not joining.take_in_order(self, message):
             return
-        game_id = message["game_id"]
-        last_seq = self.games.get(game_id)
-        if last_seq is None:
-            return
-        seq = message["seq"]
-        if seq <= last_seq:
-            return
-        if seq > last_seq + 1 and not message.get("resync"):
-            self.hub.catch_up(game_id)  # the missing ones are replayed, then this one
-            return
-        self.games[game_id] = seq
+        game_id, seq = message["game_id"], message["seq"]
         if message.get("removed") == self.user_id:
             # As on a socket: the removed user gets `game:removed` instead of
             # the event, and the stream ends (a reconnect is NOT_PARTICIPANT).

@@ -41,6 +41,16 @@ def require_service(env_name: str, default_port: int, what: str) -> str:
     return url
 
 
+def require_live_stack_services() -> None:
+    """What a module-scoped stack of real servers needs: Redis and PostgreSQL
+    (skip with the reason, or fail in CI). Module-scoped fixtures cannot use
+    the function-scoped redis_url / postgres_url fixtures."""
+    require_service("REDIS_URL", 6379, "Redis")
+    database_url = require_service("DATABASE_URL", 5432, "PostgreSQL")
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        pytest.skip("DATABASE_URL is not PostgreSQL")
+
+
 @pytest.fixture
 def redis_url() -> str:
     return require_service("REDIS_URL", 6379, "Redis")

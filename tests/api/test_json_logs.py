@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from config.logs import logging_config, socket_event
-from tests.conftest import require_service
+from tests.conftest import require_live_stack_services
 from tests.e2e.conftest import http, joined, make_party, open_socket, recv_until, ticket
 from tests.liveserver import LiveStack
 
@@ -36,10 +36,7 @@ def test_text_lines_carry_the_same_fields_as_key_value_pairs(caplog):
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LiveStack]:
-    require_service("REDIS_URL", 6379, "Redis")
-    database_url = require_service("DATABASE_URL", 5432, "PostgreSQL")
-    if not database_url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("DATABASE_URL is not PostgreSQL")
+    require_live_stack_services()
     with LiveStack(processes=1, extra_env={"LOG_FORMAT": "json"}) as live:
         yield live
 

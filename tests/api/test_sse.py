@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import require_live_stack_services, require_service
 from tests.e2e.conftest import Party, Player, http, joined, make_party, recv_until
 from tests.e2e.fault_watch import reveal, reveal_without_redis
 from tests.faults import PrivateRedis, require_redis_server
@@ -33,10 +33,7 @@ STREAMS_PER_USER = 3
 def stack() -> Iterator[LiveStack]:
     """Two daphne processes sharing PostgreSQL and Redis, with a short
     keep-alive and a small cap so both can be seen."""
-    require_service("REDIS_URL", 6379, "Redis")
-    database_url = require_service("DATABASE_URL", 5432, "PostgreSQL")
-    if not database_url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("DATABASE_URL is not PostgreSQL")
+    require_live_stack_services()
     extra = {
         "ENVELOPE_SSE_KEEPALIVE_SECONDS": str(KEEPALIVE_SECONDS),
         "ENVELOPE_SSE_STREAMS_PER_USER": str(STREAMS_PER_USER),

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import require_service
+from tests.conftest import require_live_stack_services
 from tests.liveserver import LiveStack, Server
 
 PASSWORD = "e2e-password-123"
@@ -22,12 +22,7 @@ PASSWORD = "e2e-password-123"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LiveStack]:
-    # Module scope cannot use the function-scoped redis_url / postgres_url
-    # fixtures; require_service is what they run (skip here, fail in CI).
-    require_service("REDIS_URL", 6379, "Redis")
-    database_url = require_service("DATABASE_URL", 5432, "PostgreSQL")
-    if not database_url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("DATABASE_URL is not PostgreSQL")
+    require_live_stack_services()
     with LiveStack(processes=2) as live:
         live.failed = False  # type: ignore[attr-defined]
         yield live

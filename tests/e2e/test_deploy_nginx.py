@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import require_service
+from tests.conftest import require_live_stack_services
 from tests.e2e.conftest import PASSWORD, Party, Player, make_party, recv, recv_until
 from tests.faults import missing_service
 from tests.liveserver import ROOT, LiveStack, Server, free_port
@@ -307,10 +307,7 @@ def workdir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def stack(workdir: Path) -> Iterator[LiveStack]:
     # Named `stack` like tests/e2e/conftest.py's, so a failure prints its logs.
-    require_service("REDIS_URL", 6379, "Redis")
-    database_url = require_service("DATABASE_URL", 5432, "PostgreSQL")
-    if not database_url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("DATABASE_URL is not PostgreSQL")
+    require_live_stack_services()
     _require(NGINX, "nginx-light")
     static_root = workdir / "staticfiles"
     with LiveStack(processes=2, extra_env={**STACK_ENV, "STATIC_ROOT": str(static_root)}) as live:

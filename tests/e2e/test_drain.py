@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import require_service
+from tests.conftest import require_live_stack_services
 from tests.e2e.conftest import joined, make_party, open_socket, recv, ticket
 from tests.liveserver import LiveStack
 
@@ -34,10 +34,7 @@ NOTICE_SECONDS = 2.0
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LiveStack]:
-    require_service("REDIS_URL", 6379, "Redis")
-    database_url = require_service("DATABASE_URL", 5432, "PostgreSQL")
-    if not database_url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("DATABASE_URL is not PostgreSQL")
+    require_live_stack_services()
     extra = {
         "ENVELOPE_DRAIN_SECONDS": str(DRAIN_SECONDS),
         "ENVELOPE_DRAIN_NOTICE_SECONDS": str(NOTICE_SECONDS),

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import require_service
+from tests.conftest import require_live_stack_services
 from tests.e2e.conftest import http, joined, make_party, recv, recv_until
 from tests.liveserver import LiveStack, Server
 
@@ -25,10 +25,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LiveStack]:
-    require_service("REDIS_URL", 6379, "Redis")
-    database_url = require_service("DATABASE_URL", 5432, "PostgreSQL")
-    if not database_url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("DATABASE_URL is not PostgreSQL")
+    require_live_stack_services()
     directory = tempfile.TemporaryDirectory(prefix="envelope-metrics-")
     env = {"PROMETHEUS_MULTIPROC_DIR": directory.name}
     with directory, LiveStack(processes=2, extra_env=env) as live:

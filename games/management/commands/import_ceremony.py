@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import IntegrityError
 
-from games import services
 from games.ceremony_file import CeremonyFileError, parse_ceremony
-from games.errors import DomainError
+from games.management.ceremony_import import ceremony_create_and_report
 
 
 class Command(BaseCommand):
@@ -43,19 +41,4 @@ class Command(BaseCommand):
         except CeremonyFileError as exc:
             where = f"{file}: {exc.path}" if exc.path else file
             raise CommandError(f"{where}: {exc.problem}") from None
-        try:
-            ceremony = services.ceremony_create(data=data)
-        except DomainError as exc:
-            raise CommandError(exc.message) from None
-        except IntegrityError:
-            # Another import of the same ceremony committed between check and insert.
-            raise CommandError(
-                f"A ceremony named {data['name']!r} on {data['date']} already exists."
-            ) from None
-        nominations = sum(len(category["nominations"]) for category in data["categories"])
-        self.stderr.write(
-            f"Imported {ceremony.name!r}: {len(data['categories'])} categories, "
-            f"{nominations} nominations.",
-            style_func=self.style.SUCCESS,
-        )
-        self.stdout.write(str(ceremony.pk))
+        ceremony_create_and_report(self, data)

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import IntegrityError
 
-from games import services
 from games.ceremony_file import ceremony_document
 from games.errors import DomainError
+from games.management.ceremony_import import ceremony_create_and_report
 from games.wikipedia import ceremony_from_url, ceremony_from_wikitext
 
 
@@ -46,22 +45,7 @@ class Command(BaseCommand):
         if preview:
             self.stdout.write(json.dumps(ceremony_document(data), ensure_ascii=False, indent=2))
             return
-        try:
-            ceremony = services.ceremony_create(data=data)
-        except DomainError as exc:
-            raise CommandError(exc.message) from None
-        except IntegrityError:
-            # Another import of the same ceremony committed between check and insert.
-            raise CommandError(
-                f"A ceremony named {data['name']!r} on {data['date']} already exists."
-            ) from None
-        nominations = sum(len(category["nominations"]) for category in data["categories"])
-        self.stderr.write(
-            f"Imported {ceremony.name!r}: {len(data['categories'])} categories, "
-            f"{nominations} nominations, no winners.",
-            style_func=self.style.SUCCESS,
-        )
-        self.stdout.write(str(ceremony.pk))
+        ceremony_create_and_report(self, data, note=", no winners")
 
     def _read(self, source: str) -> dict[str, Any]:
         if source.startswith(("http://", "https://")):
