@@ -17,6 +17,8 @@ plain HTTP to the process.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -100,8 +102,44 @@ async def redis_status() -> str:
     return OK
 
 
+# A probe's answer is reused for this long, and probes arriving while a
+# check runs wait for it: each check opens a connection to PostgreSQL and
+# one to Redis, and /readyz answers anyone (a flood of probes must not
+# become a flood of connections).
+REUSE_SECONDS = 1.0
+
+
+class SharedCheck:
+    """The services' status, checked at most once per REUSE_SECONDS per
+    process, however many probes ask at once."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._result: tuple[float, tuple[str, str]] | None = None
+        self._running: asyncio.Future[tuple[str, str]] | None = None
+
+    async def status(self) -> tuple[str, str]:
+        if self._result is not None and self.clock() - self._result[0] < REUSE_SECONDS:
+            return self._result[1]
+        running = self._running
+        if running is None or running.get_loop() is not asyncio.get_running_loop():
+            running = self._running = asyncio.ensure_future(self._check())
+        return await asyncio.shield(running)
+
+    async def _check(self) -> tuple[str, str]:
+        try:
+            database, redis = await asyncio.gather(database_status(), redis_status())
+            self._result = (self.clock(), (database, redis))
+            return database, redis
+        finally:
+            self._running = None
+
+
+shared_check = SharedCheck()
+
+
 async def readyz(request: HttpRequest) -> JsonResponse:
-    database, redis = await asyncio.gather(database_status(), redis_status())
+    database, redis = await shared_check.status()
     body = {"database": database, "redis": redis}
     if draining():
         body["server"] = "draining"

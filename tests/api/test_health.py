@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import psycopg
@@ -18,6 +19,8 @@ def _not_draining(monkeypatch):
     # The flag is per process: a test that ran a server's shutdown (tests/server)
     # must not leave this one draining.
     monkeypatch.setattr(extension, "_draining", False)
+    # A fresh shared check: an answer reused from another test is not this one's.
+    monkeypatch.setattr(health, "shared_check", health.SharedCheck())
 
 
 def test_healthz_answers_without_the_database_or_a_session():
@@ -135,3 +138,32 @@ def test_the_database_check_fails_on_a_postgresql_that_refuses(postgres_url, mon
     )
     with pytest.raises(psycopg.OperationalError):
         health._database_ping()
+
+
+def test_probes_at_once_share_one_check_and_reuse_it_briefly(settings, monkeypatch):
+    # Each check opens a PostgreSQL and a Redis connection: a flood of probes
+    # must not become a flood of connections.
+    checks: list[str] = []
+
+    async def database_status() -> str:
+        checks.append("database")
+        await asyncio.sleep(0.05)
+        return "ok"
+
+    monkeypatch.setattr(health, "database_status", database_status)
+    settings.REDIS_URL = ""
+    now = [100.0]
+    shared = health.SharedCheck(clock=lambda: now[0])
+
+    async def probes() -> list[tuple[str, str]]:
+        return await asyncio.gather(*(shared.status() for _ in range(50)))
+
+    answers = asyncio.run(probes())
+    assert checks == ["database"]
+    assert set(answers) == {("ok", "embedded")}
+    now[0] += health.REUSE_SECONDS / 2
+    asyncio.run(shared.status())
+    assert checks == ["database"]  # reused
+    now[0] += health.REUSE_SECONDS
+    asyncio.run(shared.status())
+    assert checks == ["database", "database"]  # stale: checked again
