@@ -64,12 +64,14 @@ class CategoryWinnerView(APIView):
 
     def post(self, request: Request, category_id: int) -> Response:
         data = _validated(NominationChoiceSerializer, request.data)
-        services.category_reveal(category_id=category_id, nomination_id=data["nominationId"])
-        return Response(category_json(selectors.category_get(category_id=category_id)))
+        category, _ = services.category_reveal(
+            category_id=category_id, nomination_id=data["nominationId"]
+        )
+        return Response(category_json(category))
 
     def delete(self, request: Request, category_id: int) -> Response:
-        services.category_undo(category_id=category_id)
-        return Response(category_json(selectors.category_get(category_id=category_id)))
+        category, _ = services.category_undo(category_id=category_id)
+        return Response(category_json(category))
 
 
 # --- games ----------------------------------------------------------------------------

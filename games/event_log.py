@@ -28,7 +28,7 @@ from games.formatting import json_text
 from games.models import Game, GameEvent
 from games.signals import game_events_recorded
 from games.sql import id_set
-from games.standings import leaderboard_frame, standings_of_games
+from games.standings import CategoryCounts, leaderboard_frame, standings_of_games
 
 # Old events are pruned when a game's seq crosses a multiple of this, so the
 # delete is not paid on every event.
@@ -75,10 +75,14 @@ class EventLog:
         *,
         ceremony_id: int,
         last_revealed: dict[str, Any] | None,
+        counts: CategoryCounts | None = None,
     ) -> None:
         """A `leaderboard:update` for each game (all of `ceremony_id`), with
-        the standings this transaction sees: one read for all of them."""
-        standings = standings_of_games(ceremony_id=ceremony_id, game_ids=[g.pk for g in games])
+        the standings this transaction sees: one read for all of them.
+        `counts`, if given, are the ceremony's as this transaction sees them."""
+        standings = standings_of_games(
+            ceremony_id=ceremony_id, game_ids=[g.pk for g in games], counts=counts
+        )
         for game in games:
             self._next_seq(game)
             frame = leaderboard_frame(

@@ -13,7 +13,17 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    prefetch_related_objects,
+)
 from django.utils import timezone
 
 from accounts.models import User
@@ -41,6 +51,7 @@ from games.selectors import (
     last_revealed_json,
 )
 from games.sql import id_set
+from games.standings import category_counts
 
 UNSET: Any = object()
 
@@ -490,11 +501,24 @@ def _locked_category(category_id: int) -> Category:
     Reveals and undos of one ceremony are serialised on the ceremony row, so
     two last reveals racing each other cannot both miss that all is revealed.
     """
-    ceremony_id = Category.objects.filter(pk=category_id).values_list("ceremony_id", flat=True)
-    if not ceremony_id:
+    # The ceremony is found through the category in the locking statement
+    # itself: one round trip, and the ceremony's row is still locked first.
+    category_ceremony = Category.objects.filter(pk=category_id).values("ceremony_id")[:1]
+    ceremony = Ceremony.objects.select_for_update().filter(pk=Subquery(category_ceremony))
+    if not ceremony.values_list("pk", flat=True):
         raise errors.NotFound("No category with that id.")
-    _locked_ceremony(ceremony_id[0])
-    return Category.objects.select_for_update().get(pk=category_id)
+    category = Category.objects.select_for_update().filter(pk=category_id).first()
+    if category is None:  # deleted between the two statements
+        raise errors.NotFound("No category with that id.")
+    return category
+
+
+def _locked_category_with_nominations(category_id: int) -> Category:
+    """The locked category, its nominations loaded: a reveal checks its
+    nominee among them, and its answer shows them without another query."""
+    category = _locked_category(category_id)
+    prefetch_related_objects([category], "nominations")
+    return category
 
 
 def _locked_ceremony(ceremony_id: int) -> Ceremony:
@@ -582,10 +606,11 @@ def participant_scores_recompute(*, game_id: int) -> None:
 
 @transaction.atomic
 def category_reveal(*, category_id: int, nomination_id: int) -> tuple[Category, bool]:
-    """Mark a winner. Returns (category, changed); the same winner again is a no-op."""
-    category = _locked_category(category_id)
-    nomination = Nomination.objects.filter(pk=nomination_id).first()
-    if nomination is None or nomination.category_id != category.pk:
+    """Mark a winner. Returns (category, changed), the category as committed
+    with its nominations loaded; the same winner again is a no-op."""
+    category = _locked_category_with_nominations(category_id)
+    nomination = next((n for n in category.nominations.all() if n.pk == nomination_id), None)
+    if nomination is None:
         raise errors.NominationNotInCategory()
     if category.winner_id == nomination.pk:
         return category, False
@@ -595,9 +620,8 @@ def category_reveal(*, category_id: int, nomination_id: int) -> tuple[Category, 
     category.winner = nomination
     category.revealed_at = now
     category.save(update_fields=["winner", "revealed_at"])
-    all_revealed = not Category.objects.filter(
-        ceremony_id=category.ceremony_id, winner__isnull=True
-    ).exists()
+    counts = category_counts(ceremony_id=category.ceremony_id)
+    all_revealed = counts.revealed == counts.total
     last_revealed = last_revealed_json(category=category, winner=nomination)
     statuses = (*PICKABLE_STATUSES, GameStatus.LIVE)
     games = _ceremony_games_locked(category.ceremony_id, statuses)
@@ -610,7 +634,9 @@ def category_reveal(*, category_id: int, nomination_id: int) -> tuple[Category, 
     _games_set_status(newly_live, GameStatus.LIVE)
     for game in newly_live:
         _status_event(log, game)
-    log.append_boards(games, ceremony_id=category.ceremony_id, last_revealed=last_revealed)
+    log.append_boards(
+        games, ceremony_id=category.ceremony_id, last_revealed=last_revealed, counts=counts
+    )
     if all_revealed:
         _games_set_status(games, GameStatus.COMPLETED, completed_at=now)
         for game in games:
@@ -634,8 +660,9 @@ def _games_set_status(
 
 @transaction.atomic
 def category_undo(*, category_id: int) -> tuple[Category, bool]:
-    """Clear a winner. Returns (category, changed); undoing nothing is a no-op."""
-    category = _locked_category(category_id)
+    """Clear a winner. Returns (category, changed), the category as committed
+    with its nominations loaded; undoing nothing is a no-op."""
+    category = _locked_category_with_nominations(category_id)
     if category.winner_id is None:
         return category, False
     games = _ceremony_games_locked(category.ceremony_id, (GameStatus.LIVE, GameStatus.COMPLETED))

@@ -30,19 +30,35 @@ class Standings:
     incomplete_count: int
 
 
-def standings_of_games(*, ceremony_id: int, game_ids: list[int]) -> dict[int, Standings]:
+@dataclass(frozen=True, slots=True)
+class CategoryCounts:
+    total: int
+    revealed: int
+
+
+def category_counts(*, ceremony_id: int) -> CategoryCounts:
+    """How many categories the ceremony has, and how many are revealed."""
+    counts = Category.objects.filter(ceremony_id=ceremony_id).aggregate(
+        total=Count("id"), revealed=Count("id", filter=Q(winner__isnull=False))
+    )
+    return CategoryCounts(total=counts["total"], revealed=counts["revealed"])
+
+
+def standings_of_games(
+    *, ceremony_id: int, game_ids: list[int], counts: CategoryCounts | None = None
+) -> dict[int, Standings]:
     """Each game's standings (its games all belong to `ceremony_id`): three
-    queries however many games.
+    queries however many games, two if the caller read `counts` in the
+    same transaction (a reveal needs them to know whether all are revealed).
 
     Only participants with a pick in every category are ranked; the rest are
     counted in incomplete_count.
     """
     if not game_ids:
         return {}
-    categories = Category.objects.filter(ceremony_id=ceremony_id).aggregate(
-        total=Count("id"), revealed=Count("id", filter=Q(winner__isnull=False))
-    )
-    category_count, revealed = categories["total"], categories["revealed"]
+    if counts is None:
+        counts = category_counts(ceremony_id=ceremony_id)
+    category_count, revealed = counts.total, counts.revealed
     players: dict[int, list[PlayerScore]] = {game_id: [] for game_id in game_ids}
     participants = GameParticipant.objects.filter(game_id__in=id_set(game_ids))
     # Nothing to pick yet: nobody is complete.

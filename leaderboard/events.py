@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -99,33 +99,67 @@ def publish_game_events(events: Iterable[RecordedEvent]) -> None:
 
 # --- the outbox: sends from request threads without holding up the request -------
 
-# Set while a server process's hub runs: the loop it runs on, and the queue of
-# messages a task there sends, in the order they were queued.
-_outbox: tuple[asyncio.AbstractEventLoop, asyncio.Queue[tuple[str, dict[str, Any]]]] | None = None
+# Set while a server process's hub runs: the loop it runs on, the queue of
+# messages request threads queued, and the queue of what goes to the channel
+# layer, both in the order they were queued.
+Outgoing = tuple[str, dict[str, Any]]
+_outbox: (
+    tuple[asyncio.AbstractEventLoop, asyncio.Queue[Outgoing], asyncio.Queue[Outgoing]] | None
+) = None
 
 
-async def send_outbox() -> None:
+async def send_outbox(
+    deliver_here: Callable[[dict[str, Any]], Awaitable[None]], *, origin: str
+) -> None:
     """Send what request threads queued, one message after another: run by
-    the hub on the server's loop for as long as it lives."""
+    the hub on the server's loop for as long as it lives.
+
+    Game events also go straight to this process's own sockets
+    (`deliver_here`), while the channel layer carries them to the other
+    processes: neither the round trip through Redis nor a slow layer is on
+    the path of the sockets of the process that committed them. The message
+    is marked `from` = `origin`, so the hub ignores it when the layer brings
+    it back."""
     global _outbox
-    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
-    mine = _outbox = (asyncio.get_running_loop(), queue)
+    queue: asyncio.Queue[Outgoing] = asyncio.Queue()
+    to_layer: asyncio.Queue[Outgoing] = asyncio.Queue()
+    mine = _outbox = (asyncio.get_running_loop(), queue, to_layer)
+    sender = asyncio.create_task(_send_in_order(to_layer))
     try:
         while True:
             group, message = await queue.get()
-            await _agroup_send(group, message)
+            if message["type"] == "game.events":
+                message["from"] = origin
+            # Queued first: the other processes do not wait for this one's
+            # writes, which yield to the sender as they go.
+            to_layer.put_nowait((group, message))
+            if message["type"] == "game.events":
+                try:
+                    await deliver_here(message)
+                except Exception:
+                    # The event log has them: the hub's check catches up.
+                    logger.exception("delivering to this process's sockets failed")
             queue.task_done()  # for outbox_flushed
     finally:
+        sender.cancel()
         if _outbox is mine:
             _outbox = None
 
 
+async def _send_in_order(to_layer: asyncio.Queue[Outgoing]) -> None:
+    while True:
+        group, message = await to_layer.get()
+        await _agroup_send(group, message)
+        to_layer.task_done()
+
+
 async def outbox_flushed() -> None:
-    """Until every message queued so far was handed to the channel layer
-    (the drain, leaderboard.process_jobs)."""
+    """Until every message queued so far was delivered here and handed to
+    the channel layer (the drain, leaderboard.process_jobs)."""
     outbox = _outbox
     if outbox is not None and outbox[0] is _running_loop():
         await outbox[1].join()
+        await outbox[2].join()
 
 
 def _send_soon(group: str, message: dict[str, Any]) -> None:
@@ -136,7 +170,7 @@ def _send_soon(group: str, message: dict[str, Any]) -> None:
     any other. Without a running hub (a management command), send it here."""
     outbox = _outbox
     if outbox is not None and outbox[0].is_running():
-        loop, queue = outbox
+        loop, queue, _ = outbox
         if _running_loop() is loop:
             queue.put_nowait((group, message))
         else:

@@ -113,7 +113,9 @@ class Hub:
                 # found in the database meanwhile.
                 logger.warning("channel layer unreachable at start; retrying in the background")
             self._tasks.append(asyncio.create_task(self._read()))
-            self._tasks.append(asyncio.create_task(events.send_outbox()))
+            self._tasks.append(
+                asyncio.create_task(events.send_outbox(self._deliver_events, origin=self.channel))
+            )
             self._tasks.append(asyncio.create_task(self._catch_up_when_asked()))
             self._tasks.append(asyncio.create_task(_every(recovery.check_seconds(), self.check)))
             for interval, job in self._periodic:
@@ -255,18 +257,10 @@ class Hub:
     async def dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "game.events":
-            written = total = 0
-            for game_id, seq, text, removed in message["events"]:
-                if game_id in self.games:
-                    count = await self._deliver_event(game_id, seq, text, removed)
-                    written, total = written + count, total + count
-                    if written >= YIELD_EVERY:
-                        # A reveal of a thousand small parties: let the
-                        # server flush between games, as within a big one.
-                        written = 0
-                        await asyncio.sleep(0)
-            if total:
-                _delivered(message, total)
+            origin = message.get("from")
+            if origin is None or origin != self.channel:
+                await self._deliver_events(message)
+            # else: this process's own, which the outbox delivered here first
             return
         if kind == "game.broadcasts":
             # Frames without seq of many games (presence diffs of a window).
@@ -285,6 +279,21 @@ class Hub:
             await self._hand_out(self.users.get(message["user_id"], ()), message)
         else:
             await self._hand_out(self.games.get(message["game_id"], ()), message)
+
+    async def _deliver_events(self, message: dict[str, Any]) -> None:
+        """Hand a `game.events` message's events to the local sockets."""
+        written = total = 0
+        for game_id, seq, text, removed in message["events"]:
+            if game_id in self.games:
+                count = await self._deliver_event(game_id, seq, text, removed)
+                written, total = written + count, total + count
+                if written >= YIELD_EVERY:
+                    # A reveal of a thousand small parties: let the
+                    # server flush between games, as within a big one.
+                    written = 0
+                    await asyncio.sleep(0)
+        if total:
+            _delivered(message, total)
 
     async def _deliver_event(
         self, game_id: int, seq: int, text: str, removed: int | None, *, resync: bool = False

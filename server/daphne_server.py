@@ -25,13 +25,13 @@ from autobahn.exception import Disconnected
 from autobahn.websocket.types import ConnectionDeny
 from daphne import http_protocol, ws_protocol
 from daphne import server as daphne_server
-from twisted.internet import defer
+from twisted.internet import defer, tcp
 
 from server import autobahn_debug
 from server.close_codes import CloseCodes
 from server.extension import EXTENSION, ClientGone, shutdown_hooks, start_draining
 from server.memory import InputQueue, OptionsOnTheClass, ReleaseAfterUpgrade
-from server.prepared_send import PreparedSend
+from server.prepared_send import DirectWriteServer, PreparedSend
 from server.versions import check_versions
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,14 @@ class Server(daphne_server.Server):
         if not isinstance(factory, WebSocketFactory):
             factory = WebSocketFactory(self, server=self.server_name)
         self._ws_factory = factory
+
+    def listen_success(self, port: Any) -> None:
+        """daphne's, and the port's connections made `DirectWriteServer`s
+        (server/prepared_send.py): on this port only, as the port makes
+        each connection from its `transport` attribute."""
+        if isinstance(port, tcp.Port) and port.transport is tcp.Server:
+            port.transport = DirectWriteServer
+        super().listen_success(port)
 
     def run(self) -> None:
         daphne_server.reactor.callWhenRunning(self._check_factories)

@@ -56,31 +56,55 @@ class PreparedSend:
 
 
 def write_now(transport: Any, data: bytes) -> None:
-    """Write `data` to a plain TCP connection now, when nothing is queued ahead
-    of it; what the kernel does not take goes through Twisted's buffer.
+    """Write `data` to a connection now when nothing is queued ahead of it.
+
+    Connections our server accepts are `DirectWriteServer`s, whose `write()`
+    does it; a plain Twisted TCP transport (made elsewhere) gets the same
+    here; TLS or any other transport: its own `write()`, unchanged.
+    """
+    if type(transport) is TCPServer:
+        data = send_now(transport, data)
+        if not data:
+            return
+    transport.write(data)
+
+
+class DirectWriteServer(TCPServer):
+    """Twisted's TCP server connection, whose writes leave at once.
 
     Twisted's `write()` only buffers: it registers the socket for writing
     (an epoll_ctl), the bytes leave on a later turn of the loop, and the
     socket is unregistered (another epoll_ctl). For a reveal to 2,000 sockets
-    that was most of the time the hub spent after framing (bench/fanout.py;
-    bench/README.md, "The server seam's figures"). TLS or any other
-    transport: Twisted's `write()`, unchanged.
+    that was most of the time the hub spent after framing, and in a burst of
+    joins (a handshake answer, `hello` and `joined` per socket) the writes'
+    registering and unregistering were a tenth of the loop (bench/README.md,
+    "The server seam's figures"). Here the kernel is offered the bytes first;
+    only what it does not take goes through Twisted's buffer, in order.
+    Our server makes its listening ports accept these (server/daphne_server.py).
     """
-    if (
-        type(transport) is TCPServer
-        and transport.connected
+
+    def write(self, data: bytes) -> None:
+        rest = send_now(self, data)
+        if rest:
+            super().write(rest)
+
+
+def send_now(transport: TCPServer, data: bytes) -> bytes:
+    """Offer `data` to the kernel if nothing is queued ahead of it on this
+    plain (not TLS) connection; returns what it did not take."""
+    if not (
+        transport.connected
+        and not transport.TLS
         and not transport.disconnecting
         and not transport._writeDisconnected
         and transport.offset == len(transport.dataBuffer)
         and not transport._tempDataBuffer
     ):
-        try:
-            sent = transport.socket.send(data)
-        except OSError:
-            # Would block, or a broken connection: Twisted's write path
-            # retries, or finds the error and closes the connection.
-            sent = 0
-        if sent == len(data):
-            return
-        data = data[sent:]
-    transport.write(data)
+        return data
+    try:
+        sent = transport.socket.send(data)
+    except OSError:
+        # Would block, or a broken connection: Twisted's write path
+        # retries, or finds the error and closes the connection.
+        return data
+    return data[sent:]

@@ -47,3 +47,33 @@ async def test_with_autobahns_debug_log_on_the_options_are_formatted(
     formatted_options = [value for value in pformat_calls if isinstance(value, list)]
     assert formatted_options, pformat_calls
     assert any(option[0] == "autoPingTimeout" for option in formatted_options[0])
+
+
+@pytest.fixture
+def colour_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text autobahn colours (hltype, hlval) for a log line."""
+    import click
+
+    calls: list[str] = []
+    real_style = click.style
+
+    def counting_style(text: str, *args: object, **kwargs: object) -> str:
+        calls.append(text)
+        return real_style(text, *args, **kwargs)
+
+    monkeypatch.setattr(click, "style", counting_style)
+    return calls
+
+
+async def test_a_connection_colours_no_names_while_debug_is_off(monkeypatch, colour_calls):
+    server = start(monkeypatch, make_application())
+    await Client(server).upgrade()
+    assert colour_calls == []
+
+
+async def test_with_autobahns_debug_log_on_names_are_coloured(
+    monkeypatch, colour_calls, autobahn_debug_log
+):
+    server = start(monkeypatch, make_application())
+    await Client(server).upgrade()
+    assert any("connectionMade" in text for text in colour_calls), colour_calls

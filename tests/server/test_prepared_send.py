@@ -13,23 +13,36 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
 
 from server.extension import EXTENSION
-from server.prepared_send import PreparedSend, write_now
+from server.prepared_send import DirectWriteServer, PreparedSend, write_now
 from tests.server.asgi_app import make_application
 from tests.server.harness import Client, client_frame, start
 
 
-@pytest.fixture
-def tcp_pair() -> Iterator[tuple[tcp.Server, socket.socket, MemoryReactor]]:
+def transport_pair(
+    transport_class: type[tcp.Server],
+) -> Iterator[tuple[tcp.Server, socket.socket, MemoryReactor]]:
     """A real Twisted TCP server transport over a socket pair, on a reactor
     that only records which sockets want writing."""
     ours, peer = socket.socketpair()
     ours.setblocking(False)
     peer.settimeout(2)
     reactor = MemoryReactor()
-    transport = tcp.Server(ours, Protocol(), ("127.0.0.1", 1), None, 1, reactor)
+    transport = transport_class(ours, Protocol(), ("127.0.0.1", 1), None, 1, reactor)
     yield transport, peer, reactor
     ours.close()
     peer.close()
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[tcp.Server, socket.socket, MemoryReactor]]:
+    """Twisted's own TCP server transport."""
+    yield from transport_pair(tcp.Server)
+
+
+@pytest.fixture
+def direct_pair() -> Iterator[tuple[tcp.Server, socket.socket, MemoryReactor]]:
+    """The transport our server's ports make."""
+    yield from transport_pair(DirectWriteServer)
 
 
 def read_exactly(peer: socket.socket, size: int) -> bytes:
@@ -162,3 +175,57 @@ def test_other_transports_use_their_own_write():
     transport = StringTransport()
     write_now(transport, b"frame")
     assert transport.value() == b"frame"
+
+
+# --- DirectWriteServer: every write of our server's connections ---------------------
+
+
+def test_a_connection_of_our_ports_writes_at_once(direct_pair):
+    transport, peer, reactor = direct_pair
+    transport.write(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    transport.write(b"hello")
+    assert read_exactly(peer, 41) == b"HTTP/1.1 101 Switching Protocols\r\n\r\nhello"
+    assert transport not in reactor.getWriters()
+
+
+def test_twisteds_own_connection_only_buffers(tcp_pair):
+    transport, peer, reactor = tcp_pair
+    transport.write(b"hello")
+    assert transport in reactor.getWriters()  # it leaves on a later turn of the loop
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(5)
+
+
+def test_what_the_kernel_leaves_is_buffered_and_later_writes_queue_behind_it(direct_pair):
+    transport, peer, reactor = direct_pair
+    data = bytes(range(256)) * 40_000  # 10 MB: more than any socket buffer
+    transport.write(data)
+    transport.write(b"after")  # must not jump ahead of the buffered rest
+    assert transport in reactor.getWriters()
+    received = b""
+    while len(received) < len(data) + 5:
+        received += peer.recv(1 << 20)
+        transport.doWrite()
+    assert received == data + b"after"
+
+
+def test_a_half_closed_connection_of_our_ports_writes_nothing(direct_pair):
+    transport, peer, _ = direct_pair
+    transport.loseWriteConnection()
+    transport.doWrite()
+    transport.write(b"frame")
+    assert peer.recv(5) == b""
+
+
+async def test_our_server_makes_its_tcp_ports_accept_direct_write_connections(monkeypatch):
+    server = start(monkeypatch, make_application())
+    port = tcp.Port(0, server.http_factory, interface="127.0.0.1", reactor=server.test_reactor)
+    port.startListening()  # bound, so daphne can note its address
+    try:
+        assert port.transport is tcp.Server
+        server.listen_success(port)
+        assert port.transport is DirectWriteServer
+        assert tcp.Port.transport is tcp.Server  # that port only, not Twisted's class
+    finally:
+        port.socket.close()

@@ -85,7 +85,7 @@ Connect = Callable[..., Awaitable[tuple[bool, Any, Socket]]]
 
 @pytest.fixture
 async def connect() -> AsyncIterator[Connect]:
-    """connect(user=…, ticket=…, cookie=…, headers=…) → (accepted, detail, Socket).
+    """connect(user=…, ticket=…, cookie=…, headers=…, extensions=…) → (accepted, detail, Socket).
 
     `user` authenticates with a fresh ticket; every socket is disconnected
     at teardown."""
@@ -97,6 +97,7 @@ async def connect() -> AsyncIterator[Connect]:
         ticket: str | None = None,
         cookie: str | None = None,
         headers: list[tuple[bytes, bytes]] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> tuple[bool, Any, Socket]:
         if user is not None:
             ticket = ticket_issue(user_id=user.pk)
@@ -105,6 +106,8 @@ async def connect() -> AsyncIterator[Connect]:
         if cookie:
             all_headers.append((b"cookie", cookie.encode()))
         communicator = WebsocketCommunicator(application, path, headers=all_headers)
+        if extensions:  # what a server offers beside ASGI (ours: server/extension.py)
+            communicator.scope["extensions"] = extensions
         opened.append(communicator)
         accepted, detail = await communicator.connect()
         return accepted, detail, Socket(communicator)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -189,3 +190,45 @@ async def test_sign_out_closes_every_socket_of_the_user_4401(hello, party):
         assert frames[-1]["code"] == "AUTH_REQUIRED"
         assert await socket.closed_with() == 4401
     assert await other.nothing()
+
+
+class RecordedWrites:
+    """Stands in for our server's extension (server/prepared_send.py): keeps
+    what the consumer writes through it, in order."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    @staticmethod
+    def prepare(text: str) -> str:
+        return text
+
+    def send(self, prepared: str) -> bool:
+        self.texts.append(prepared)
+        return True
+
+
+async def test_under_our_server_every_frame_is_written_through_its_extension(connect, party):
+    """hello, joined, replies and the game's shared frames all leave through
+    the server's direct write, none through the ASGI send (only the accept)."""
+    from server.extension import EXTENSION
+
+    writes = RecordedWrites()
+    accepted, _, socket = await connect(party.player, extensions={EXTENSION: writes})
+    assert accepted
+
+    async def written_until(type_: str) -> list[str]:
+        for _ in range(100):
+            types = [json.loads(text)["type"] for text in writes.texts]
+            if type_ in types:
+                break
+            await asyncio.sleep(0.02)
+        return types
+
+    await socket.send({"type": "join", "gameId": party.game.pk, "ref": "j"})
+    await socket.send({"type": "ping", "ref": "p"})
+    assert (await written_until("pong"))[:3] == ["hello", "joined", "pong"], writes.texts
+    (first, nominees), *_ = await categories(party.game)
+    await database_sync_to_async(category_reveal)(category_id=first, nomination_id=nominees[0])
+    assert (await written_until("leaderboard:update")).count("leaderboard:update") == 1
+    assert await socket.nothing()  # the ASGI send carried nothing

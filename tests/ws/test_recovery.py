@@ -20,6 +20,7 @@ from accounts.models import User
 from accounts.tickets import ticket_issue
 from games.services import category_reveal, participant_remove
 from leaderboard import events, joining
+from leaderboard.fanout import get_hub
 from tests.ws.conftest import group_members
 from tests.ws.test_delivery import categories, drain_presence, joined_socket
 
@@ -236,13 +237,17 @@ async def test_a_join_while_a_service_is_away_is_refused_and_the_socket_stays_op
     assert (await socket.join(party.game.pk))["type"] == "joined"
 
 
-async def test_a_reveal_returns_before_the_channel_layer_has_its_message(
+async def test_a_reveal_reaches_this_process_sockets_while_the_channel_layer_is_stuck(
     hello, party, no_periodic_check
 ):
     """The staff's request does not wait on the channel layer (the server's
-    outbox sends after it returned), and messages leave in commit order."""
+    outbox sends after it returned). This process's own sockets get the
+    events from the outbox at once, in seq order, without the layer; the
+    layer still gets them in commit order, for the other processes, and its
+    copy coming back is not handed out here again."""
     socket, _ = await joined_socket(hello, party.player, party.game)
     await drain_presence(socket)
+    hub = get_hub()
     layer = get_channel_layer()
     real_group_send = layer.group_send
     release = asyncio.Event()
@@ -254,13 +259,30 @@ async def test_a_reveal_returns_before_the_channel_layer_has_its_message(
             sent.append([seq for _, seq, _, _ in message["events"]])
         await real_group_send(group, message)
 
+    handed_out: list[int] = []
+    real_deliver_event = hub._deliver_event
+
+    async def counted_deliver_event(game_id, seq, *args, **kwargs):
+        handed_out.append(seq)
+        return await real_deliver_event(game_id, seq, *args, **kwargs)
+
     cats = await categories(party.game)
-    with mock.patch.object(layer, "group_send", stuck_group_send):
+    with (
+        mock.patch.object(layer, "group_send", stuck_group_send),
+        mock.patch.object(hub, "_deliver_event", counted_deliver_event),
+    ):
         # Each returns though its message cannot be sent yet.
         await asyncio.wait_for(reveal(category_id=cats[0][0], nomination_id=cats[0][1][0]), 5)
         await asyncio.wait_for(reveal(category_id=cats[1][0], nomination_id=cats[1][1][0]), 5)
-        assert await socket.nothing()
-        release.set()
         frames = [await socket.recv() for _ in range(3)]
-    assert sent == [[1, 2], [3]]
-    assert [f["seq"] for f in frames] == [1, 2, 3]
+        assert [f["seq"] for f in frames] == [1, 2, 3]
+        assert sent == []
+        release.set()
+        for _ in range(50):
+            if len(sent) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert sent == [[1, 2], [3]]
+        # The layer's copies came back to this process: not handed out again.
+        assert await socket.nothing()
+    assert handed_out == [1, 2, 3]
