@@ -70,8 +70,10 @@ class Batcher(Generic[Request, Result]):
         answer.add_done_callback(_retrieve)
         state.waiting.append((request, answer))
         self._schedule(loop, state)
-        # Shielded: a cancelled caller does not cancel the others' batch.
-        return await asyncio.shield(answer)
+        # A cancelled caller cancels only its own answer, which the batch
+        # then skips: the batch and the others' answers go on. (No shield:
+        # one per request was 4 % of the loop in a burst of joins.)
+        return await answer
 
     def _schedule(
         self, loop: asyncio.AbstractEventLoop, state: _LoopState[Request, Result]

@@ -52,6 +52,19 @@ async def test_requests_made_while_batches_run_wait_for_the_next_one():
     assert runs.batches == [[1], [2, 3, 4]]
 
 
+async def test_a_cancelled_caller_leaves_the_batch_and_the_others_answers_alone():
+    runs = Runs(delay=0.05)
+    batcher: Batcher[int, int] = Batcher(runs.run)
+    leaving = asyncio.ensure_future(batcher.ask(1))
+    staying = asyncio.ensure_future(batcher.ask(2))
+    await asyncio.sleep(0.01)  # both in one batch, in flight
+    leaving.cancel()
+    assert await staying == 20
+    assert leaving.cancelled() and runs.batches == [[1, 2]]
+    # The batcher still answers afterwards.
+    assert await batcher.ask(3) == 30
+
+
 async def test_batches_are_cut_at_max_size_and_a_failed_batch_fails_every_caller():
     runs = Runs()
     batcher: Batcher[int, int] = Batcher(runs.run, max_size=2)
