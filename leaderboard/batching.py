@@ -30,6 +30,7 @@ Answers = Sequence[Result | BaseException]
 class _LoopState(Generic[Request, Result]):
     waiting: list[tuple[Request, asyncio.Future[Result]]] = field(default_factory=list)
     scheduled: bool = False
+    last_start: float = float("-inf")  # loop time the last batch started
     # The batches in flight: the loop holds tasks only weakly.
     tasks: set[asyncio.Task[Answers]] = field(default_factory=set)
 
@@ -41,9 +42,18 @@ class _LoopState(Generic[Request, Result]):
 class Batcher(Generic[Request, Result]):
     """`await batcher.ask(request)`: answered by `run(requests)`, which gets
     up to `max_size` requests at once and returns one answer per request, in
-    order. At most `in_flight` batches run at a time; requests made meanwhile
-    wait for the next one, so a burst makes few large batches, a lone
-    request one batch of one on the next turn."""
+    order. At most `in_flight` batches run at a time, and one starts at
+    least `min_interval` seconds after the one before; requests made
+    meanwhile wait for the next one, so a burst makes few large batches, a
+    lone request one batch of one on the next turn.
+
+    Why the interval: without it a burst of joins settled into one of two
+    states. Batches of a few dozen requests, or, in some runs, of a few:
+    many times more trips to the database threads, whose work then held the
+    GIL away from the event loop, which slowed the joins, which kept the
+    batches small, and the burst took twice as long (bench/README.md,
+    "Joins and the reveal's path, 2026-12-03 evening").
+    """
 
     def __init__(
         self,
@@ -51,10 +61,12 @@ class Batcher(Generic[Request, Result]):
         *,
         in_flight: int = 2,
         max_size: int = 500,
+        min_interval: float = 0.02,
     ) -> None:
         self._run = run
         self.in_flight = in_flight
         self.max_size = max_size
+        self.min_interval = min_interval
         # Futures belong to the loop that made them (tests run one loop each).
         self._states: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, _LoopState[Request, Result]
@@ -80,13 +92,18 @@ class Batcher(Generic[Request, Result]):
     ) -> None:
         if state.waiting and not state.scheduled and state.running < self.in_flight:
             state.scheduled = True
-            loop.call_soon(self._start, loop, state)
+            wait = state.last_start + self.min_interval - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._start, loop, state)
+            else:
+                loop.call_soon(self._start, loop, state)
 
     def _start(self, loop: asyncio.AbstractEventLoop, state: _LoopState[Request, Result]) -> None:
         state.scheduled = False
         batch, state.waiting = state.waiting[: self.max_size], state.waiting[self.max_size :]
         if not batch:
             return
+        state.last_start = loop.time()
         task = loop.create_task(self._run([request for request, _ in batch]))
         state.tasks.add(task)
 

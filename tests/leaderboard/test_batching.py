@@ -52,6 +52,24 @@ async def test_requests_made_while_batches_run_wait_for_the_next_one():
     assert runs.batches == [[1], [2, 3, 4]]
 
 
+async def test_batches_start_at_least_min_interval_apart_so_a_trickle_is_gathered():
+    """Requests trickling in one by one, each after the last batch answered,
+    still wait for the interval and go together; after a quiet interval a
+    request starts its own batch at once."""
+    runs = Runs(delay=0)
+    batcher: Batcher[int, int] = Batcher(runs.run, min_interval=0.5)
+    assert await batcher.ask(1) == 10
+    trickle = []
+    for n in (2, 3, 4):
+        trickle.append(asyncio.ensure_future(batcher.ask(n)))
+        await asyncio.sleep(0.02)  # each alone on a turn, the batch before done
+    assert await asyncio.gather(*trickle) == [20, 30, 40]
+    assert runs.batches == [[1], [2, 3, 4]]
+    await asyncio.sleep(0.55)
+    assert await asyncio.wait_for(batcher.ask(5), 0.4) == 50  # no wait after a quiet interval
+    assert runs.batches[-1] == [5]
+
+
 async def test_a_cancelled_caller_leaves_the_batch_and_the_others_answers_alone():
     runs = Runs(delay=0.05)
     batcher: Batcher[int, int] = Batcher(runs.run)
