@@ -84,7 +84,7 @@ class Batcher(Generic[Request, Result]):
         self._schedule(loop, state)
         # A cancelled caller cancels only its own answer, which the batch
         # then skips: the batch and the others' answers go on. (No shield:
-        # one per request was 4 % of the loop in a burst of joins.)
+        # one per request showed in the loop's profile of a burst of joins.)
         return await answer
 
     def _schedule(

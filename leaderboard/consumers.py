@@ -386,8 +386,8 @@ class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
         prepared_send = self.prepared_send
         if prepared_send is not None and text_data is not None and not close:
             # Under our server, this socket's own frames (hello, joined,
-            # replies) are written at once too: the ASGI send's layers cost
-            # 6 % of the loop in a burst of joins (bench/README.md).
+            # replies) are written at once too: the ASGI send's layers were
+            # a share of the loop in a burst of joins (bench/README.md).
             if not prepared_send.send(prepared_send.prepare(text_data)):
                 self.closed = True  # closing: its disconnect is queued
             return

@@ -8,7 +8,7 @@ the ticket check (bench/README.md, "The server seam's figures").
 
 Its `hltype` and `hlval`, which colour a method's name and a value for the
 same debug lines (through click), run on every connection, handshake and
-incoming frame likewise: 3 % of the loop in a burst of joins.
+incoming frame likewise (bench/README.md, "The server seam's figures").
 
 `install()` replaces the `pformat`, `hltype` and `hlval` that autobahn's
 WebSocket modules use with ones that format only when autobahn's logger

@@ -77,8 +77,8 @@ class DirectWriteServer(TCPServer):
     socket is unregistered (another epoll_ctl). For a reveal to 2,000 sockets
     that was most of the time the hub spent after framing, and in a burst of
     joins (a handshake answer, `hello` and `joined` per socket) the writes'
-    registering and unregistering were a tenth of the loop (bench/README.md,
-    "The server seam's figures"). Here the kernel is offered the bytes first;
+    registering and unregistering were a large share of the loop
+    (bench/README.md, "The server seam's figures"). Here the kernel is offered the bytes first;
     only what it does not take goes through Twisted's buffer, in order.
     Our server makes its listening ports accept these (server/daphne_server.py).
     """
