@@ -241,7 +241,8 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -262,7 +263,7 @@ def forget_dead_processes() -> list[int]:
         # gauge_liveall_12345.db
         if name.startswith("gauge_live") and name.endswith(".db"):
             pid = name[:-3].rsplit("_", 1)[-1]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 dead.add(int(pid))
     for pid in sorted(dead):
         multiprocess.mark_process_dead(pid, directory)

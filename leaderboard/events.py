@@ -128,12 +128,13 @@ async def send_outbox(
     try:
         while True:
             group, message = await queue.get()
-            if message["type"] == "game.events":
+            game_events = message["type"] == "game.events"
+            if game_events:
                 message["from"] = origin
             # Queued first: the other processes do not wait for this one's
             # writes, which yield to the sender as they go.
             to_layer.put_nowait((group, message))
-            if message["type"] == "game.events":
+            if game_events:
                 try:
                     await deliver_here(message)
                 except Exception:

@@ -22,6 +22,7 @@ from typing import NoReturn
 
 import pytest
 
+from config.metrics import pid_alive
 from tests.liveserver import LiveStack, free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -236,15 +237,7 @@ class PrivatePostgres:
     @property
     def running(self) -> bool:
         pid = self._pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid is not None and pid_alive(pid)
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         command = [os.path.join(self.bindir, args[0]), *args[1:]]

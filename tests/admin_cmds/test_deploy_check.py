@@ -12,6 +12,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`manage.py check --deploy --fail-level WARNING` run with exactly `env`."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_check_deploy_is_clean_in_production():
     alphabet = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
     env = {
@@ -26,13 +38,6 @@ def test_check_deploy_is_clean_in_production():
         ALLOWED_HOSTS="envelope.example.com",
         CSRF_TRUSTED_ORIGINS="https://envelope.example.com",
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_deploy(env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.admin_cmds.test_deploy_check import check_deploy
 from tests.liveserver import ROOT, server_command
 
 DEPLOY = ROOT / "deploy"
@@ -150,13 +151,6 @@ def test_the_env_example_once_filled_in_passes_check_deploy():
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = check_deploy(env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
