@@ -45,6 +45,7 @@ from prometheus_client import (
 )
 
 from config.errors import error_body
+from config.processes import pid_alive
 from config.proxies import parse_networks
 
 if TYPE_CHECKING:
@@ -239,17 +240,6 @@ def refresh_gauges(hub: Hub | None) -> None:
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs (one of another user counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def forget_dead_processes() -> list[int]:

@@ -22,7 +22,7 @@ from typing import NoReturn
 
 import pytest
 
-from config.metrics import pid_alive
+from config.processes import pid_alive
 from tests.liveserver import LiveStack, free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
