@@ -7,11 +7,16 @@ in production and tests, and by `manage.py runserver` in development.
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-# Set up Django (apps, models) before importing anything that touches them.
-django_asgi_app = get_asgi_application()
+# Set up Django (apps, models) before importing anything that touches them,
+# as django.core.asgi.get_asgi_application does.
+django.setup(set_prefix=False)
+
+from config.http_handler import OneTripASGIHandler  # noqa: E402
+
+django_asgi_app = OneTripASGIHandler()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -7,12 +7,13 @@ with their frames rendered, announced to the real-time layer after commit.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     Count,
     Exists,
@@ -559,17 +560,30 @@ def _scores_adjust(*, category: Category, winner_id: int, sign: int) -> None:
     Precondition: inside atomic, with the ceremony's games locked, so no pick
     or other reveal of these games runs meanwhile.
     """
-    picked_winner = Pick.objects.filter(
-        game_id=OuterRef("game_id"),
-        user_id=OuterRef("user_id"),
-        category_id=category.pk,
-        nomination_id=winner_id,
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _scores_adjust_sql(), [sign * category.points, sign, category.ceremony_id, winner_id]
+        )
+
+
+@functools.cache
+def _scores_adjust_sql() -> str:
+    """The participants who picked the winner, found through their picks of
+    it in the ceremony's games (index pick(game, nomination)). Written out:
+    the ORM's form, an Exists per participant, cost a reveal more Python to
+    build than the database took to run it (bench/README.md, "One trip per
+    request")."""
+    quote = connection.ops.quote_name
+    participant, pick, game = (
+        quote(model._meta.db_table) for model in (GameParticipant, Pick, Game)
     )
-    GameParticipant.objects.filter(
-        Exists(picked_winner), game__ceremony_id=category.ceremony_id
-    ).update(
-        total_score=F("total_score") + sign * category.points,
-        correct_count=F("correct_count") + sign,
+    return (
+        f"UPDATE {participant} SET total_score = total_score + %s,"
+        " correct_count = correct_count + %s"
+        f" WHERE id IN (SELECT p.id FROM {pick} k JOIN {participant} p"
+        " ON p.game_id = k.game_id AND p.user_id = k.user_id"
+        f" WHERE k.game_id IN (SELECT g.id FROM {game} g WHERE g.ceremony_id = %s)"
+        " AND k.nomination_id = %s)"
     )
 
 

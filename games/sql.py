@@ -20,3 +20,14 @@ def id_set(ids: list[int]) -> Any:
     if connection.vendor == "postgresql":
         return RawSQL("SELECT unnest(%s::bigint[])", (list(ids),))
     return list(ids)
+
+
+def in_ids(column: str, ids: list[int]) -> tuple[str, list[Any]]:
+    """`column IN ids` for a statement written out, as SQL and its
+    parameters: one array parameter on PostgreSQL (as `id_set`), else a
+    placeholder per id."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])", [list(ids)]
+    if not ids:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)

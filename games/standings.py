@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Q
 
+from accounts.models import User
 from games.models import Category, Game, GameParticipant
 from games.scoring import PlayerScore, RankedPlayer, rank_players
 from games.selectors import ceremony_last_revealed, game_participant_count
-from games.sql import id_set
+from games.sql import in_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +48,8 @@ def category_counts(*, ceremony_id: int) -> CategoryCounts:
 def standings_of_games(
     *, ceremony_id: int, game_ids: list[int], counts: CategoryCounts | None = None
 ) -> dict[int, Standings]:
-    """Each game's standings (its games all belong to `ceremony_id`): three
-    queries however many games, two if the caller read `counts` in the
+    """Each game's standings (its games all belong to `ceremony_id`): two
+    queries however many games, one if the caller read `counts` in the
     same transaction (a reveal needs them to know whether all are revealed).
 
     Only participants with a pick in every category are ranked; the rest are
@@ -60,24 +61,12 @@ def standings_of_games(
         counts = category_counts(ceremony_id=ceremony_id)
     category_count, revealed = counts.total, counts.revealed
     players: dict[int, list[PlayerScore]] = {game_id: [] for game_id in game_ids}
-    participants = GameParticipant.objects.filter(game_id__in=id_set(game_ids))
-    # Nothing to pick yet: nobody is complete.
-    complete = Q(pick_count__gte=category_count) if category_count else Q(pk__in=[])
-    # Only the ranked rows are fetched, with their names: in a large watch
-    # party many participants may not have picked everything, and those are
-    # only counted.
-    ranked_rows = participants.filter(complete).values_list(
-        "game_id", "user_id", "user__username", "user__display_name", "total_score", "correct_count"
-    )
-    for game_id, user_id, username, display_name, total, correct in fetch_all(ranked_rows):
-        players[game_id].append(PlayerScore(user_id, display_name or username, total, correct))
-    incomplete = dict(
-        participants.exclude(complete)
-        .values("game_id")
-        .annotate(n=Count("id"))
-        .order_by()
-        .values_list("game_id", "n")
-    )
+    incomplete: dict[int, int] = {}
+    for game_id, user_id, name, total, correct in _standings_rows(game_ids, category_count):
+        if user_id is None:  # the game's count of participants not ranked
+            incomplete[game_id] = total
+        else:
+            players[game_id].append(PlayerScore(user_id, name, total, correct))
     return {
         game_id: Standings(
             players=rank_players(players[game_id]),
@@ -89,16 +78,35 @@ def standings_of_games(
     }
 
 
-def fetch_all(rows: QuerySet) -> list[tuple[Any, ...]]:
-    """The rows of a values_list query, fetched in one go on the cursor.
+def _standings_rows(game_ids: list[int], category_count: int) -> list[tuple[Any, ...]]:
+    """One statement for the games' standings: a row per ranked participant
+    (a pick in every category), with their name, then a row per game
+    counting the others (user id NULL, the count as the total).
 
-    The ORM's row iterator costs about as much as the query itself for the
-    5,000 rows of a big watch party (bench/standings.py); these columns need
-    none of its conversions.
+    Written out: in the ORM's form these were two statements, and building
+    them cost a reveal more than running them (bench/README.md, "One trip
+    per request"). Only the ranked rows are fetched with their names: in a
+    large watch party many participants may not have picked everything, and
+    those are only counted. With nothing to pick yet nobody is complete.
     """
-    sql, params = rows.query.sql_with_params()
-    with connections[rows.db].cursor() as cursor:
-        cursor.execute(sql, params)
+    quote = connection.ops.quote_name
+    participant = quote(GameParticipant._meta.db_table)
+    user = quote(User._meta.db_table)
+    in_games, params = in_ids("p.game_id", game_ids)
+    complete = "(p.pick_count >= %s AND %s > 0)"
+    sql = (
+        "SELECT p.game_id, p.user_id, COALESCE(NULLIF(u.display_name, ''), u.username),"
+        " p.total_score, p.correct_count"
+        f" FROM {participant} p JOIN {user} u ON u.id = p.user_id"
+        f" WHERE {in_games} AND {complete}"
+        " UNION ALL"
+        " SELECT p.game_id, NULL, NULL, COUNT(*), NULL"
+        f" FROM {participant} p WHERE {in_games} AND NOT {complete}"
+        " GROUP BY p.game_id"
+    )
+    threshold = [category_count, category_count]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *threshold, *params, *threshold])
         return cursor.fetchall()
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from games import services
 from games.scoring import PlayerScore, rank_players
-from games.standings import game_standings
+from games.standings import game_standings, standings_of_games
 from tests.factories import GameFactory, ParticipantFactory, UserFactory, make_ceremony, pick_all
 
 
@@ -119,3 +119,47 @@ def test_leaderboard_update_payload_has_exactly_the_contract_fields():
             "title": winner.title,
         },
     }
+
+
+@pytest.mark.django_db
+def test_standings_of_a_ceremony_s_games_keep_each_game_s_players_and_counts():
+    """The reveal reads every game's standings at once (one statement): each
+    game gets its own ranked players, names (the username without a display
+    name) and count of participants not ranked, and a game with nobody
+    ranked its count alone."""
+    ceremony = make_ceremony(categories=2, nominees=2, points=[3, 1])
+    first = GameFactory(ceremony=ceremony, host__display_name="First host")
+    second = GameFactory(ceremony=ceremony, host__display_name="Second host")
+    quiet = GameFactory(ceremony=ceremony, host__display_name="Quiet host")
+    nameless = UserFactory(display_name="", username="nameless")
+    idle = UserFactory()
+    ParticipantFactory(game=first, user=nameless)
+    ParticipantFactory(game=first, user=idle)
+    pick_all(first, first.host, choose=0)
+    pick_all(first, nameless, choose=1)
+    pick_all(second, second.host, choose=1)
+    category = ceremony.categories.first()
+    services.category_reveal(category_id=category.pk, nomination_id=category.nominations.first().pk)
+
+    standings = standings_of_games(
+        ceremony_id=ceremony.pk, game_ids=[first.pk, second.pk, quiet.pk]
+    )
+    boards = {
+        game_id: ([(p.name, p.total_score, p.rank) for p in s.players], s.incomplete_count)
+        for game_id, s in standings.items()
+    }
+    assert boards == {
+        first.pk: ([("First host", 3, 1), ("nameless", 0, 2)], 1),
+        second.pk: ([("Second host", 0, 1)], 0),
+        quiet.pk: ([], 1),
+    }
+
+
+@pytest.mark.django_db
+def test_before_a_ceremony_has_categories_nobody_is_ranked():
+    ceremony = make_ceremony(categories=0)
+    game = GameFactory(ceremony=ceremony)
+    ParticipantFactory(game=game)
+    standings = game_standings(game=game)
+    assert standings.players == []
+    assert (standings.incomplete_count, standings.category_count) == (2, 0)
