@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = [
     "fanout",
     "fast_client",
+    "http_requests",
     "metrics_overhead",
     "parties",
     "reference_server",
