@@ -86,34 +86,10 @@ def run(database_url: str, requests: int) -> None:
 
     sync.SyncToAsync.__call__ = counted  # type: ignore[method-assign]
 
+    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Token {token}".encode())]
+
     async def get(path: str) -> int:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "https",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Token {token}".encode())],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 443),
-        }
-        pending = [{"type": "http.request", "body": b"", "more_body": False}]
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            if pending:
-                return pending.pop(0)
-            await asyncio.Event().wait()  # a disconnect would abort the answer
-            raise AssertionError
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await application(scope, receive, send)
+        sent = await asgi_answer(application, get_scope(path, headers))
         return sent[0]["status"]
 
     async def measure() -> None:
@@ -133,6 +109,43 @@ def run(database_url: str, requests: int) -> None:
             )
 
     asyncio.run(measure())
+
+
+def get_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """An ASGI HTTP scope of a GET over HTTPS (as behind the proxy)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 443),
+    }
+
+
+async def asgi_answer(application: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every message `application` sends for a request without a body,
+    from a client that stays until the answer is complete."""
+    pending = [{"type": "http.request", "body": b"", "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop(0)
+        await asyncio.Event().wait()  # a disconnect would abort the answer
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await application(scope, receive, send)
+    return sent
 
 
 if __name__ == "__main__":

@@ -5,49 +5,20 @@ application daphne serves (config.asgi)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import pytest
 from asgiref import sync
 
+from bench.http_requests import asgi_answer, get_scope
 from config.asgi import django_asgi_app
 from config.http_handler import view_is_async
 from tests.api.test_security_headers import assert_strict_headers
 
 
-def http_get(path: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "https",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 51000),
-        "server": ("testserver", 443),
-    }
-
-
 async def answer(path: str) -> tuple[int, dict[str, str], bytes]:
-    pending = [{"type": "http.request", "body": b"", "more_body": False}]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if pending:
-            return pending.pop(0)
-        await asyncio.Event().wait()  # the client stays (a disconnect aborts the answer)
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await django_asgi_app(http_get(path), receive, send)
+    sent = await asgi_answer(django_asgi_app, get_scope(path, [(b"host", b"testserver")]))
     start = sent[0]
     headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
     body = b"".join(m.get("body", b"") for m in sent[1:])
