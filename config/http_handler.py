@@ -18,8 +18,6 @@ not in a thread.
 
 from __future__ import annotations
 
-from typing import Any
-
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
@@ -42,10 +40,10 @@ class OneTripASGIHandler(ASGIHandler):
 
 def view_is_async(request: HttpRequest) -> bool:
     """Whether the request's URL resolves to an async view (an unknown URL
-    is answered by the sync chain, as a 404)."""
-    urlconf: Any = getattr(request, "urlconf", None)
+    is answered by the sync chain, as a 404). Before any middleware: the
+    project's URLconf (no middleware here sets `request.urlconf`)."""
     try:
-        match = resolve(request.path_info, urlconf)
+        match = resolve(request.path_info)
     except Resolver404:
         return False
     return iscoroutinefunction(match.func)

@@ -257,8 +257,7 @@ class Hub:
     async def dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "game.events":
-            origin = message.get("from")
-            if origin is None or origin != self.channel:
+            if message.get("from") != self.channel:
                 await self._deliver_events(message)
             # else: this process's own, which the outbox delivered here first
             return
