@@ -257,7 +257,10 @@ class Hub:
     async def dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "game.events":
-            if message.get("from") != self.channel:
+            # A message without a sender is always handed out, also by a hub
+            # whose channel is not made yet (None).
+            origin = message.get("from")
+            if origin is None or origin != self.channel:
                 await self._deliver_events(message)
             # else: this process's own, which the outbox delivered here first
             return
